@@ -1,0 +1,468 @@
+"""The chat store: a repository over the chat-turn schema, opened as a unit of work.
+
+Every read and write a service makes is scoped by an `Owner` (tenant + user, from a verified token
+or a queued turn request), so one user can never reach another user's rows: a foreign id simply
+matches nothing and reads as "not found".
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, NamedTuple, TypeVar
+
+from sqlalchemy import Engine, and_, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from courier_shared.db.models import Connection, Conversation, ToolInvocation, Turn, TurnListener
+from courier_shared.protocol import TurnStatus
+
+T = TypeVar("T")
+TITLE_CHARS = 80
+OPEN_STATUSES = (TurnStatus.QUEUED.value, TurnStatus.STREAMING.value)
+
+
+class Owner(NamedTuple):
+    tenant_id: str
+    user_id: str
+
+
+class InvalidCursor(ValueError):
+    """A pagination cursor that Courier did not issue."""
+
+
+class TurnNotOpen(Exception):
+    """A worker tried to move a turn that is no longer queued or streaming."""
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class TurnControl:
+    """What a streaming worker polls: has the user asked to stop, and who is listening."""
+
+    cancel_requested: bool
+    listeners: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    """How a turn ended, as the worker stores it."""
+
+    status: TurnStatus
+    assistant_text: str
+    last_seq: int
+    body_ref: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    latency_ms: int | None = None
+    time_to_first_token_ms: int | None = None
+    stop_reason: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{row_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        at, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        parsed = datetime.fromisoformat(at)
+        if parsed.tzinfo is None:
+            raise ValueError("naive")
+        return parsed, uuid.UUID(row_id)
+    except ValueError as error:
+        raise InvalidCursor("The cursor is not one Courier issued.") from error
+
+
+class ChatRepository:
+    """All reads and writes of one unit of work. Get one from `ChatStore.unit_of_work()`."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    # ---------------------------------------------------------------- connections
+
+    def register_connection(self, owner: Owner, connection_id: str, now: datetime) -> None:
+        existing = self._session.get(Connection, connection_id)
+        if existing is None:
+            self._session.add(
+                Connection(
+                    connection_id=connection_id,
+                    tenant_id=owner.tenant_id,
+                    user_id=owner.user_id,
+                    connected_at=now,
+                )
+            )
+        elif (existing.tenant_id, existing.user_id) == owner:
+            existing.disconnected_at = None
+
+    def unregister_connection(self, connection_id: str, now: datetime) -> None:
+        self._session.execute(
+            update(Connection)
+            .where(Connection.connection_id == connection_id, Connection.disconnected_at.is_(None))
+            .values(disconnected_at=now)
+        )
+        self._session.execute(delete(TurnListener).where(TurnListener.connection_id == connection_id))
+
+    def live_connections(self, owner: Owner) -> list[str]:
+        rows = self._session.scalars(
+            select(Connection.connection_id).where(
+                Connection.tenant_id == owner.tenant_id,
+                Connection.user_id == owner.user_id,
+                Connection.disconnected_at.is_(None),
+            )
+        )
+        return list(rows)
+
+    # ---------------------------------------------------------------- conversations
+
+    def find_conversation(self, owner: Owner, conversation_id: uuid.UUID) -> Conversation | None:
+        return self._session.scalar(
+            select(Conversation).where(
+                Conversation.id == conversation_id,
+                Conversation.tenant_id == owner.tenant_id,
+                Conversation.user_id == owner.user_id,
+            )
+        )
+
+    def create_conversation(
+        self, owner: Owner, title: str, now: datetime, conversation_id: uuid.UUID | None = None
+    ) -> Conversation:
+        conversation = Conversation(
+            id=conversation_id or uuid.uuid4(),
+            tenant_id=owner.tenant_id,
+            user_id=owner.user_id,
+            title=make_title(title),
+            created_at=now,
+            updated_at=now,
+        )
+        self._session.add(conversation)
+        self._session.flush()
+        return conversation
+
+    def list_conversations(
+        self, owner: Owner, before: str | None = None, limit: int = 20
+    ) -> Page[Conversation]:
+        """Newest first. `next_cursor` continues with older conversations; None when there are none."""
+        query = select(Conversation).where(
+            Conversation.tenant_id == owner.tenant_id, Conversation.user_id == owner.user_id
+        )
+        if before is not None:
+            at, row_id = decode_cursor(before)
+            query = query.where(
+                or_(
+                    Conversation.updated_at < at,
+                    and_(Conversation.updated_at == at, Conversation.id < row_id),
+                )
+            )
+        rows = list(
+            self._session.scalars(
+                query.order_by(Conversation.updated_at.desc(), Conversation.id.desc()).limit(limit + 1)
+            )
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        cursor = encode_cursor(rows[-1].updated_at, rows[-1].id) if more else None
+        return Page(rows, cursor)
+
+    # ---------------------------------------------------------------- turns (gateway side)
+
+    def create_turn(
+        self,
+        owner: Owner,
+        conversation: Conversation,
+        client_message_id: uuid.UUID,
+        user_text: str,
+        origin_connection_id: str | None,
+        now: datetime,
+    ) -> tuple[Turn, bool]:
+        """Create the turn, or return the one this (owner, client_message_id) already made.
+
+        Returns (turn, created). Safe under concurrent retries: the unique constraint decides.
+        """
+        existing = self.find_turn_by_client_message_id(owner, client_message_id)
+        if existing is not None:
+            return existing, False
+        turn = Turn(
+            id=uuid.uuid4(),
+            conversation_id=conversation.id,
+            tenant_id=owner.tenant_id,
+            user_id=owner.user_id,
+            client_message_id=client_message_id,
+            origin_connection_id=origin_connection_id,
+            user_text=user_text,
+            created_at=now,
+        )
+        try:
+            with self._session.begin_nested():
+                self._session.add(turn)
+                if origin_connection_id is not None:
+                    self._session.add(TurnListener(turn_id=turn.id, connection_id=origin_connection_id))
+        except IntegrityError:
+            raced = self.find_turn_by_client_message_id(owner, client_message_id)
+            if raced is None:
+                raise
+            return raced, False
+        conversation.updated_at = now
+        return turn, True
+
+    def find_turn(self, owner: Owner, turn_id: uuid.UUID) -> Turn | None:
+        return self._session.scalar(
+            select(Turn).where(
+                Turn.id == turn_id, Turn.tenant_id == owner.tenant_id, Turn.user_id == owner.user_id
+            )
+        )
+
+    def find_turn_by_client_message_id(self, owner: Owner, client_message_id: uuid.UUID) -> Turn | None:
+        return self._session.scalar(
+            select(Turn).where(
+                Turn.client_message_id == client_message_id,
+                Turn.tenant_id == owner.tenant_id,
+                Turn.user_id == owner.user_id,
+            )
+        )
+
+    def mark_enqueued(self, owner: Owner, turn_id: uuid.UUID, now: datetime) -> None:
+        self._session.execute(
+            update(Turn)
+            .where(Turn.id == turn_id, Turn.tenant_id == owner.tenant_id, Turn.user_id == owner.user_id)
+            .values(enqueued_at=now)
+        )
+
+    def count_turns_since(self, owner: Owner, since: datetime) -> int:
+        return self._session.scalar(
+            select(func.count())
+            .select_from(Turn)
+            .where(Turn.tenant_id == owner.tenant_id, Turn.user_id == owner.user_id, Turn.created_at >= since)
+        ) or 0
+
+    def count_open_turns(self, owner: Owner) -> int:
+        return self._session.scalar(
+            select(func.count())
+            .select_from(Turn)
+            .where(
+                Turn.tenant_id == owner.tenant_id,
+                Turn.user_id == owner.user_id,
+                Turn.status.in_(OPEN_STATUSES),
+            )
+        ) or 0
+
+    def add_listener(self, owner: Owner, turn_id: uuid.UUID, connection_id: str) -> Turn | None:
+        """Make the connection a listener of the owner's turn. Returns the turn, or None if not theirs."""
+        turn = self.find_turn(owner, turn_id)
+        if turn is None:
+            return None
+        if self._session.get(TurnListener, (turn_id, connection_id)) is None:
+            self._session.add(TurnListener(turn_id=turn_id, connection_id=connection_id))
+        return turn
+
+    def request_cancel(self, owner: Owner, turn_id: uuid.UUID, now: datetime) -> Turn | None:
+        """Ask the worker to stop the turn; a queued turn is cancelled at once. None if not theirs."""
+        turn = self.find_turn(owner, turn_id)
+        if turn is None:
+            return None
+        if turn.turn_status.is_terminal:
+            return turn
+        if turn.cancel_requested_at is None:
+            turn.cancel_requested_at = now
+        if turn.turn_status is TurnStatus.QUEUED:
+            turn.status = TurnStatus.CANCELLED.value
+            turn.stop_reason = "cancelled"
+            turn.completed_at = now
+        return turn
+
+    def history(
+        self, owner: Owner, conversation_id: uuid.UUID, before: str | None = None, limit: int = 20
+    ) -> Page[Turn]:
+        """The `limit` turns before the cursor (newest page first), returned oldest first."""
+        query = select(Turn).where(
+            Turn.conversation_id == conversation_id,
+            Turn.tenant_id == owner.tenant_id,
+            Turn.user_id == owner.user_id,
+        )
+        if before is not None:
+            at, row_id = decode_cursor(before)
+            query = query.where(or_(Turn.created_at < at, and_(Turn.created_at == at, Turn.id < row_id)))
+        rows = list(
+            self._session.scalars(query.order_by(Turn.created_at.desc(), Turn.id.desc()).limit(limit + 1))
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        rows.reverse()
+        cursor = encode_cursor(rows[0].created_at, rows[0].id) if more else None
+        return Page(rows, cursor)
+
+    # ---------------------------------------------------------------- turns (worker side)
+
+    def recent_turns(self, owner: Owner, turn: Turn, window: int) -> list[Turn]:
+        """Up to `window` finished turns of the conversation before `turn`, oldest first: the agent's memory."""
+        rows = self._session.scalars(
+            select(Turn)
+            .where(
+                Turn.conversation_id == turn.conversation_id,
+                Turn.tenant_id == owner.tenant_id,
+                Turn.user_id == owner.user_id,
+                Turn.id != turn.id,
+                Turn.status.in_(
+                    (TurnStatus.COMPLETED.value, TurnStatus.INTERRUPTED.value, TurnStatus.CANCELLED.value)
+                ),
+                or_(
+                    Turn.created_at < turn.created_at,
+                    and_(Turn.created_at == turn.created_at, Turn.id < turn.id),
+                ),
+            )
+            .order_by(Turn.created_at.desc(), Turn.id.desc())
+            .limit(window)
+        )
+        return list(reversed(list(rows)))
+
+    def start_attempt(self, owner: Owner, turn_id: uuid.UUID, model_id: str, now: datetime) -> Turn:
+        """queued|streaming → streaming with the next attempt number. Raises TurnNotOpen otherwise."""
+        turn = self._session.scalar(
+            select(Turn)
+            .where(Turn.id == turn_id, Turn.tenant_id == owner.tenant_id, Turn.user_id == owner.user_id)
+            .with_for_update()
+        )
+        if turn is None or turn.turn_status.is_terminal:
+            raise TurnNotOpen(str(turn_id))
+        turn.status = TurnStatus.STREAMING.value
+        turn.attempt += 1
+        turn.model_id = model_id
+        turn.assistant_text = ""
+        turn.last_seq = -1
+        turn.started_at = turn.started_at or now
+        return turn
+
+    def save_progress(self, owner: Owner, turn_id: uuid.UUID, text: str, last_seq: int) -> None:
+        self._session.execute(
+            update(Turn)
+            .where(
+                Turn.id == turn_id,
+                Turn.tenant_id == owner.tenant_id,
+                Turn.user_id == owner.user_id,
+                Turn.status == TurnStatus.STREAMING.value,
+            )
+            .values(assistant_text=text, last_seq=last_seq)
+        )
+
+    def turn_control(self, owner: Owner, turn_id: uuid.UUID) -> TurnControl:
+        cancel_requested_at = self._session.scalar(
+            select(Turn.cancel_requested_at).where(
+                Turn.id == turn_id, Turn.tenant_id == owner.tenant_id, Turn.user_id == owner.user_id
+            )
+        )
+        listeners = self._session.scalars(
+            select(TurnListener.connection_id)
+            .join(Turn, Turn.id == TurnListener.turn_id)
+            .where(Turn.id == turn_id, Turn.tenant_id == owner.tenant_id, Turn.user_id == owner.user_id)
+            .order_by(TurnListener.added_at, TurnListener.connection_id)
+        )
+        return TurnControl(cancel_requested_at is not None, tuple(listeners))
+
+    def remove_listener(self, turn_id: uuid.UUID, connection_id: str) -> None:
+        self._session.execute(
+            delete(TurnListener).where(
+                TurnListener.turn_id == turn_id, TurnListener.connection_id == connection_id
+            )
+        )
+
+    def finish_turn(self, owner: Owner, turn_id: uuid.UUID, outcome: TurnOutcome, now: datetime) -> None:
+        """streaming → a terminal status, with everything the turn produced. Raises TurnNotOpen."""
+        if not outcome.status.is_terminal:
+            raise ValueError(f"{outcome.status} is not a terminal status")
+        result = self._session.execute(
+            update(Turn)
+            .where(
+                Turn.id == turn_id,
+                Turn.tenant_id == owner.tenant_id,
+                Turn.user_id == owner.user_id,
+                Turn.status.in_(OPEN_STATUSES),
+            )
+            .values(
+                status=outcome.status.value,
+                assistant_text=outcome.assistant_text,
+                last_seq=outcome.last_seq,
+                body_ref=outcome.body_ref,
+                input_tokens=outcome.input_tokens,
+                output_tokens=outcome.output_tokens,
+                latency_ms=outcome.latency_ms,
+                time_to_first_token_ms=outcome.time_to_first_token_ms,
+                stop_reason=outcome.stop_reason,
+                error_code=outcome.error_code,
+                error_message=outcome.error_message,
+                completed_at=now,
+            )
+        )
+        if getattr(result, "rowcount", 1) == 0:
+            raise TurnNotOpen(str(turn_id))
+        self._session.execute(
+            update(Conversation).where(Conversation.id == select(Turn.conversation_id).where(
+                Turn.id == turn_id).scalar_subquery()).values(updated_at=now)
+        )
+
+    def record_tool_invocation(
+        self,
+        turn_id: uuid.UUID,
+        seq: int,
+        tool_call_id: str,
+        tool_name: str,
+        tool_input: dict[str, Any],
+        output_summary: str | None,
+        status: str,
+        duration_ms: int | None,
+    ) -> None:
+        self._session.add(
+            ToolInvocation(
+                turn_id=turn_id,
+                seq=seq,
+                tool_call_id=tool_call_id,
+                tool_name=tool_name,
+                input=tool_input,
+                output_summary=output_summary,
+                status=status,
+                duration_ms=duration_ms,
+            )
+        )
+
+    def tool_invocations(self, owner: Owner, turn_id: uuid.UUID) -> Sequence[ToolInvocation]:
+        return self._session.scalars(
+            select(ToolInvocation)
+            .join(Turn, Turn.id == ToolInvocation.turn_id)
+            .where(Turn.id == turn_id, Turn.tenant_id == owner.tenant_id, Turn.user_id == owner.user_id)
+            .order_by(ToolInvocation.seq)
+        ).all()
+
+
+def make_title(text: str) -> str:
+    """A conversation's title: its first message on one line, cut at a word near TITLE_CHARS."""
+    line = " ".join(text.split())
+    if len(line) <= TITLE_CHARS:
+        return line or "New conversation"
+    cut = line[:TITLE_CHARS].rsplit(" ", 1)[0]
+    return cut + "…"
+
+
+class ChatStore:
+    """Opens units of work over one engine. Built once per process, in the composition root."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[ChatRepository]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        with self._sessions.begin() as session:
+            yield ChatRepository(session)

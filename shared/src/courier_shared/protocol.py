@@ -1,0 +1,337 @@
+"""The wire protocol, version 1: every frame a client and Courier exchange (docs/protocol.md).
+
+Client frames are validated strictly (unknown fields rejected). Server frames and chunk parts are
+built here and serialised with `dump_frame`, so every producer speaks exactly the same shapes.
+Chunk parts are the Vercel AI SDK UI message stream (v5) parts, unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+PROTOCOL_VERSION = 1
+SUBPROTOCOL = "courier.v1"
+BEARER_PREFIX = "bearer."
+MAX_FRAME_BYTES = 32 * 1024  # what Courier sends per frame; API Gateway's frame limit
+DEFAULT_MAX_MESSAGE_CHARS = 8_000
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+def _to_camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(alias_generator=_to_camel, populate_by_name=True, frozen=True)
+
+
+class _ClientFrame(_Wire):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- client → server
+
+
+class SendMessage(_ClientFrame):
+    action: Literal["sendMessage"]
+    client_message_id: UUID
+    text: str = Field(min_length=1)  # the upper bound is a setting, checked by the gateway
+    conversation_id: UUID | None = None
+
+
+class Cancel(_ClientFrame):
+    action: Literal["cancel"]
+    turn_id: UUID
+
+
+class Resume(_ClientFrame):
+    action: Literal["resume"]
+    turn_id: UUID
+    after_seq: int | None = Field(default=None, ge=-1)
+
+
+class GetHistory(_ClientFrame):
+    action: Literal["getHistory"]
+    conversation_id: UUID
+    before: str | None = Field(default=None, max_length=200)
+    limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+
+
+class ListConversations(_ClientFrame):
+    action: Literal["listConversations"]
+    before: str | None = Field(default=None, max_length=200)
+    limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+
+
+class Ping(_ClientFrame):
+    action: Literal["ping"]
+
+
+ClientFrame = Annotated[
+    SendMessage | Cancel | Resume | GetHistory | ListConversations | Ping,
+    Field(discriminator="action"),
+]
+CLIENT_FRAME: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
+CLIENT_ACTIONS: frozenset[str] = frozenset(
+    {"sendMessage", "cancel", "resume", "getHistory", "listConversations", "ping"}
+)
+
+
+def parse_client_frame(raw: str | bytes) -> ClientFrame:
+    """Parse one client frame; raises ValidationError (pydantic) for anything off-contract."""
+    return CLIENT_FRAME.validate_json(raw)
+
+
+# ---------------------------------------------------------------- chunk parts (AI SDK UI stream v5)
+
+
+class _Part(_Wire):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StartMetadata(_Wire):
+    model: str
+    attempt: int
+
+
+class StartPart(_Part):
+    type: Literal["start"] = "start"
+    message_id: str
+    message_metadata: StartMetadata
+
+
+class StartStepPart(_Part):
+    type: Literal["start-step"] = "start-step"
+
+
+class FinishStepPart(_Part):
+    type: Literal["finish-step"] = "finish-step"
+
+
+class TextStartPart(_Part):
+    type: Literal["text-start"] = "text-start"
+    id: str
+
+
+class TextDeltaPart(_Part):
+    type: Literal["text-delta"] = "text-delta"
+    id: str
+    delta: str
+
+
+class TextEndPart(_Part):
+    type: Literal["text-end"] = "text-end"
+    id: str
+
+
+class ToolInputAvailablePart(_Part):
+    type: Literal["tool-input-available"] = "tool-input-available"
+    tool_call_id: str
+    tool_name: str
+    input: dict[str, Any]
+
+
+class ToolStatus(_Wire):
+    tool_call_id: str
+    summary: str
+
+
+class DataToolStatusPart(_Part):
+    type: Literal["data-tool-status"] = "data-tool-status"
+    data: ToolStatus
+
+
+class ToolOutputAvailablePart(_Part):
+    type: Literal["tool-output-available"] = "tool-output-available"
+    tool_call_id: str
+    output: Any
+
+
+class Usage(_Wire):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class FinishMetadata(_Wire):
+    stop_reason: str
+    usage: Usage
+    latency_ms: int
+    time_to_first_token_ms: int | None
+
+
+class FinishPart(_Part):
+    type: Literal["finish"] = "finish"
+    message_metadata: FinishMetadata
+
+
+class AbortPart(_Part):
+    type: Literal["abort"] = "abort"
+
+
+class ErrorPart(_Part):
+    type: Literal["error"] = "error"
+    error_text: str
+
+
+ChunkPart = Annotated[
+    StartPart
+    | StartStepPart
+    | FinishStepPart
+    | TextStartPart
+    | TextDeltaPart
+    | TextEndPart
+    | ToolInputAvailablePart
+    | DataToolStatusPart
+    | ToolOutputAvailablePart
+    | FinishPart
+    | AbortPart
+    | ErrorPart,
+    Field(discriminator="type"),
+]
+
+# ---------------------------------------------------------------- server → client
+
+
+class TurnStatus(StrEnum):
+    QUEUED = "queued"
+    STREAMING = "streaming"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self not in (TurnStatus.QUEUED, TurnStatus.STREAMING)
+
+
+class ErrorCode(StrEnum):
+    BAD_REQUEST = "bad_request"
+    TOO_LARGE = "too_large"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    RATE_LIMITED = "rate_limited"
+    CONFLICT = "conflict"
+    INTERNAL = "internal"
+
+
+class Ack(_Wire):
+    type: Literal["ack"] = "ack"
+    action: str
+    client_message_id: UUID | None = None
+    conversation_id: UUID | None = None
+    turn_id: UUID | None = None
+
+
+class Chunk(_Wire):
+    type: Literal["chunk"] = "chunk"
+    turn_id: UUID
+    attempt: int = Field(ge=1)
+    seq: int = Field(ge=0)
+    chunk: ChunkPart
+
+
+class Snapshot(_Wire):
+    type: Literal["snapshot"] = "snapshot"
+    turn_id: UUID
+    attempt: int
+    seq: int  # the last seq the text includes; -1 before the first chunk
+    status: TurnStatus
+    text: str
+
+
+class HistoryTurn(_Wire):
+    turn_id: UUID
+    status: TurnStatus
+    user_text: str
+    assistant_text: str
+    model: str | None
+    usage: Usage | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+class History(_Wire):
+    type: Literal["history"] = "history"
+    conversation_id: UUID
+    turns: list[HistoryTurn]
+    next_cursor: str | None
+
+
+class ConversationSummary(_Wire):
+    conversation_id: UUID
+    title: str
+    updated_at: datetime
+
+
+class Conversations(_Wire):
+    type: Literal["conversations"] = "conversations"
+    conversations: list[ConversationSummary]
+    next_cursor: str | None
+
+
+class Pong(_Wire):
+    type: Literal["pong"] = "pong"
+    server_time: datetime
+
+
+class Error(_Wire):
+    type: Literal["error"] = "error"
+    code: ErrorCode
+    message: str
+    action: str | None = None
+    client_message_id: UUID | None = None
+    retryable: bool = False
+
+
+ServerFrame = Annotated[
+    Ack | Chunk | Snapshot | History | Conversations | Pong | Error,
+    Field(discriminator="type"),
+]
+SERVER_FRAME: TypeAdapter[ServerFrame] = TypeAdapter(ServerFrame)
+
+
+def dump_frame(frame: _Wire) -> str:
+    """Serialise a server frame (or a chunk part) exactly as it goes on the wire."""
+    return frame.model_dump_json(by_alias=True, exclude_none=False)
+
+
+def parse_server_frame(raw: str | bytes) -> ServerFrame:
+    """Parse a server frame: what clients and tests use to read Courier's answers."""
+    return SERVER_FRAME.validate_json(raw)
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One short sentence a person can act on, naming the first offending field."""
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"] if not isinstance(p, int)) or "frame"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        return f"Unknown field '{where.split('.')[-1]}'."
+    if kind == "missing":
+        return f"Missing required field '{where.split('.')[-1]}'."
+    if kind == "union_tag_invalid":
+        return f"Unknown action. Known actions: {', '.join(sorted(CLIENT_ACTIONS))}."
+    if kind == "union_tag_not_found":
+        return "Missing required field 'action'."
+    if kind in ("json_invalid", "json_type"):
+        return "The frame is not a JSON object."
+    if kind == "model_attributes_type":
+        return "The frame must be a JSON object."
+    return f"Invalid '{where.split('.')[-1]}': {first['msg']}."
+
+
+def is_json_object(raw: str | bytes) -> bool:
+    try:
+        return isinstance(json.loads(raw), dict)
+    except ValueError:
+        return False
