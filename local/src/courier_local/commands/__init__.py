@@ -1,0 +1,1 @@
+"""The `courier` CLI commands, one module each."""
