@@ -1,0 +1,24 @@
+"""The migrator Lambda upgrades a real Postgres database to head and reports the revisions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import create_engine, inspect
+
+from courier_migrator.handler import upgrade
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_upgrade_takes_an_empty_postgres_database_to_head_and_is_repeatable(postgres_database_factory):
+    url = postgres_database_factory()
+
+    first = upgrade(ROOT, url)
+    second = upgrade(ROOT, url)
+
+    assert first["before"] is None and first["after"] is not None
+    assert second == {"before": first["after"], "after": first["after"]}
+    engine = create_engine(url)
+    assert "turns" in inspect(engine).get_table_names()
+    engine.dispose()
