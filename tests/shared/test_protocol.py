@@ -23,7 +23,7 @@ def _first_column(heading: str) -> set[str]:
     names = set()
     for line in section.splitlines():
         if line.startswith("| `"):
-            names.update(re.findall(r'`([^`]+)`', line.split("|")[1]))
+            names.update(re.findall(r"`([^`]+)`", line.split("|")[1]))
     return names
 
 
@@ -38,12 +38,21 @@ def test_documented_actions_frames_and_parts_are_exactly_the_models():
     assert _first_column("## Client → server frames") == set(protocol.CLIENT_ACTIONS)
     server_types = {
         model.model_fields["type"].default
-        for model in (protocol.Ack, protocol.Chunk, protocol.Snapshot, protocol.History,
-                      protocol.Conversations, protocol.Pong, protocol.Error)
+        for model in (
+            protocol.Ack,
+            protocol.Chunk,
+            protocol.Snapshot,
+            protocol.History,
+            protocol.Conversations,
+            protocol.Pong,
+            protocol.Error,
+        )
     }
     assert _first_column("## Server → client frames") == server_types
     documented_parts = {
-        part for cell in _first_column("## The chunk parts") for part in re.findall(r'"type":"([a-z-]+)"', cell)
+        part
+        for cell in _first_column("## The chunk parts")
+        for part in re.findall(r'"type":"([a-z-]+)"', cell)
     }
     part_types = {arg.model_fields["type"].default for arg in protocol.ChunkPart.__origin__.__args__}
     assert documented_parts == part_types
@@ -70,7 +79,10 @@ def test_a_send_message_frame_parses_with_camel_case_fields():
         ('{"action": "ping", "user": "admin"}', "Unknown field 'user'"),
         ('{"action": "cancel"}', "Missing required field 'turnId'"),
         ('{"action": "cancel", "turnId": "nope"}', "Invalid 'turnId'"),
-        ('{"action": "getHistory", "conversationId": "%s", "limit": 1000}' % uuid.uuid4(), "Invalid 'limit'"),
+        (
+            json.dumps({"action": "getHistory", "conversationId": str(uuid.uuid4()), "limit": 1000}),
+            "Invalid 'limit'",
+        ),
     ],
 )
 def test_off_contract_frames_are_refused_with_a_message_a_person_can_act_on(raw, expected):
@@ -82,12 +94,17 @@ def test_off_contract_frames_are_refused_with_a_message_a_person_can_act_on(raw,
 def test_server_frames_round_trip_through_the_wire_format():
     turn_id = uuid.uuid4()
     chunk = protocol.Chunk(
-        turn_id=turn_id, attempt=1, seq=0,
+        turn_id=turn_id,
+        attempt=1,
+        seq=0,
         chunk=protocol.TextDeltaPart(id="t0", delta="Hel"),
     )
     wire = json.loads(protocol.dump_frame(chunk))
     assert wire == {
-        "type": "chunk", "turnId": str(turn_id), "attempt": 1, "seq": 0,
+        "type": "chunk",
+        "turnId": str(turn_id),
+        "attempt": 1,
+        "seq": 0,
         "chunk": {"type": "text-delta", "id": "t0", "delta": "Hel"},
     }
     assert protocol.parse_server_frame(json.dumps(wire)) == chunk

@@ -16,8 +16,16 @@ from courier_shared.protocol import TurnStatus
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
-def _send(store: ChatStore, owner: Owner, text: str = "hello", *, client_message_id: uuid.UUID | None = None,
-          conversation_id: uuid.UUID | None = None, at: datetime = T0, connection: str = "conn-1"):
+def _send(
+    store: ChatStore,
+    owner: Owner,
+    text: str = "hello",
+    *,
+    client_message_id: uuid.UUID | None = None,
+    conversation_id: uuid.UUID | None = None,
+    at: datetime = T0,
+    connection: str = "conn-1",
+):
     with store.unit_of_work() as repo:
         conversation = (
             repo.find_conversation(owner, conversation_id)
@@ -33,9 +41,12 @@ def _send(store: ChatStore, owner: Owner, text: str = "hello", *, client_message
 
 def _count_turns(store: ChatStore, owner: Owner) -> int:
     with store.unit_of_work() as repo:
-        return repo._session.scalar(  # test-only peek at the raw row count
-            select(func.count()).select_from(Turn).where(Turn.user_id == owner.user_id)
-        ) or 0
+        return (
+            repo._session.scalar(  # test-only peek at the raw row count
+                select(func.count()).select_from(Turn).where(Turn.user_id == owner.user_id)
+            )
+            or 0
+        )
 
 
 def test_same_client_message_id_twice_returns_the_same_turn_and_stores_one_row(store, owner):
@@ -114,8 +125,14 @@ def test_a_turn_moves_queued_streaming_completed_with_usage_and_timing(store, ow
             owner,
             turn_id,
             TurnOutcome(
-                TurnStatus.COMPLETED, "Hello world", 9, input_tokens=12, output_tokens=3,
-                latency_ms=800, time_to_first_token_ms=120, stop_reason="end_turn",
+                TurnStatus.COMPLETED,
+                "Hello world",
+                9,
+                input_tokens=12,
+                output_tokens=3,
+                latency_ms=800,
+                time_to_first_token_ms=120,
+                stop_reason="end_turn",
             ),
             T0 + timedelta(seconds=2),
         )
@@ -123,9 +140,16 @@ def test_a_turn_moves_queued_streaming_completed_with_usage_and_timing(store, ow
         turn = repo.find_turn(owner, turn_id)
         assert turn is not None
         assert (turn.status, turn.assistant_text, turn.input_tokens, turn.output_tokens) == (
-            "completed", "Hello world", 12, 3,
+            "completed",
+            "Hello world",
+            12,
+            3,
         )
-        assert (turn.latency_ms, turn.time_to_first_token_ms, turn.model_id) == (800, 120, "us.anthropic.claude")
+        assert (turn.latency_ms, turn.time_to_first_token_ms, turn.model_id) == (
+            800,
+            120,
+            "us.anthropic.claude",
+        )
         assert turn.completed_at == T0 + timedelta(seconds=2)
         assert turn.completed_at.tzinfo is not None
         with pytest.raises(TurnNotOpen):  # a terminal turn never runs again
@@ -142,15 +166,15 @@ def test_a_redelivered_streaming_turn_starts_a_new_attempt_with_fresh_text(store
         assert (turn.attempt, turn.assistant_text, turn.last_seq) == (2, "", -1)
 
 
-@pytest.mark.parametrize(
-    "status", [TurnStatus.FAILED, TurnStatus.INTERRUPTED, TurnStatus.CANCELLED]
-)
+@pytest.mark.parametrize("status", [TurnStatus.FAILED, TurnStatus.INTERRUPTED, TurnStatus.CANCELLED])
 def test_every_failure_path_stores_its_state_and_partial_text(store, owner, status):
     _, turn_id, _ = _send(store, owner)
     with store.unit_of_work() as repo:
         repo.start_attempt(owner, turn_id, "m", T0)
         repo.finish_turn(
-            owner, turn_id, TurnOutcome(status, "half an ans", 4, error_code="e" if status == "failed" else None),
+            owner,
+            turn_id,
+            TurnOutcome(status, "half an ans", 4, error_code="e" if status == "failed" else None),
             T0,
         )
     with store.unit_of_work() as repo:
@@ -204,7 +228,9 @@ def test_recent_turns_is_the_finished_window_before_the_turn(store, owner):
     conversation_id, first, _ = _send(store, owner, "q0", at=T0)
     ids = [first]
     for i in range(1, 4):
-        ids.append(_send(store, owner, f"q{i}", conversation_id=conversation_id, at=T0 + timedelta(seconds=i))[1])
+        ids.append(
+            _send(store, owner, f"q{i}", conversation_id=conversation_id, at=T0 + timedelta(seconds=i))[1]
+        )
     with store.unit_of_work() as repo:
         for turn_id in ids[:3]:
             repo.start_attempt(owner, turn_id, "m", T0)
@@ -232,8 +258,12 @@ def test_connections_register_and_leave_and_stop_listening(store, owner):
 def test_tool_invocations_are_recorded_in_order(store, owner):
     _, turn_id, _ = _send(store, owner)
     with store.unit_of_work() as repo:
-        repo.record_tool_invocation(turn_id, 1, "call-2", "current_time", {"zone": "UTC"}, "12:00", "success", 3)
-        repo.record_tool_invocation(turn_id, 0, "call-1", "current_time", {"zone": "Asia/Tokyo"}, "21:00", "success", 2)
+        repo.record_tool_invocation(
+            turn_id, 1, "call-2", "current_time", {"zone": "UTC"}, "12:00", "success", 3
+        )
+        repo.record_tool_invocation(
+            turn_id, 0, "call-1", "current_time", {"zone": "Asia/Tokyo"}, "21:00", "success", 2
+        )
     with store.unit_of_work() as repo:
         rows = repo.tool_invocations(owner, turn_id)
         assert [(r.seq, r.tool_call_id, r.input) for r in rows] == [

@@ -52,7 +52,7 @@ def upgrade(root: Path, database_url: str) -> dict[str, str | None]:
 
 def _database_url(settings: DatabaseSettings) -> str:
     secret = None
-    if settings.needs_secret:
+    if settings.needs_secret and settings.db_secret_arn is not None:
         secrets = boto3.client("secretsmanager")
         secret = secrets.get_secret_value(SecretId=settings.db_secret_arn)["SecretString"]
     return settings.resolved_url(secret)
