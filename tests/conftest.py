@@ -50,7 +50,9 @@ def _postgres_unavailable(reason: str) -> None:
 @pytest.fixture(scope="session")
 def postgres_database_factory() -> Iterator[object]:
     """Makes fresh, empty databases on the test server; drops them all at the end."""
-    admin = create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    admin = create_engine(
+        TEST_DATABASE_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
     try:
         with admin.connect() as connection:
             connection.execute(text("SELECT 1"))
@@ -109,4 +111,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _postgres_skips:
         terminalreporter.section("POSTGRES TESTS SKIPPED", sep="!", red=True, bold=True)
         terminalreporter.line(_postgres_skips[0], red=True)
-        terminalreporter.line("Start PostgreSQL or set TEST_DATABASE_URL to run them. CI=true refuses this skip.")
+        terminalreporter.line(
+            "Start PostgreSQL or set TEST_DATABASE_URL to run them. CI=true refuses this skip."
+        )

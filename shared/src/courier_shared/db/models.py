@@ -136,9 +136,7 @@ class TurnListener(Base):
 
     __tablename__ = "turn_listeners"
 
-    turn_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("turns.id", ondelete="CASCADE"), primary_key=True
-    )
+    turn_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("turns.id", ondelete="CASCADE"), primary_key=True)
     connection_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -242,22 +242,30 @@ class ChatRepository:
         )
 
     def count_turns_since(self, owner: Owner, since: datetime) -> int:
-        return self._session.scalar(
-            select(func.count())
-            .select_from(Turn)
-            .where(Turn.tenant_id == owner.tenant_id, Turn.user_id == owner.user_id, Turn.created_at >= since)
-        ) or 0
+        return (
+            self._session.scalar(
+                select(func.count())
+                .select_from(Turn)
+                .where(
+                    Turn.tenant_id == owner.tenant_id, Turn.user_id == owner.user_id, Turn.created_at >= since
+                )
+            )
+            or 0
+        )
 
     def count_open_turns(self, owner: Owner) -> int:
-        return self._session.scalar(
-            select(func.count())
-            .select_from(Turn)
-            .where(
-                Turn.tenant_id == owner.tenant_id,
-                Turn.user_id == owner.user_id,
-                Turn.status.in_(OPEN_STATUSES),
+        return (
+            self._session.scalar(
+                select(func.count())
+                .select_from(Turn)
+                .where(
+                    Turn.tenant_id == owner.tenant_id,
+                    Turn.user_id == owner.user_id,
+                    Turn.status.in_(OPEN_STATUSES),
+                )
             )
-        ) or 0
+            or 0
+        )
 
     def add_listener(self, owner: Owner, turn_id: uuid.UUID, connection_id: str) -> Turn | None:
         """Make the connection a listener of the owner's turn. Returns the turn, or None if not theirs."""
@@ -307,7 +315,7 @@ class ChatRepository:
     # ---------------------------------------------------------------- turns (worker side)
 
     def recent_turns(self, owner: Owner, turn: Turn, window: int) -> list[Turn]:
-        """Up to `window` finished turns of the conversation before `turn`, oldest first: the agent's memory."""
+        """The finished turns before `turn` (at most `window`), oldest first: the agent's memory."""
         rows = self._session.scalars(
             select(Turn)
             .where(
@@ -408,8 +416,11 @@ class ChatRepository:
         if getattr(result, "rowcount", 1) == 0:
             raise TurnNotOpen(str(turn_id))
         self._session.execute(
-            update(Conversation).where(Conversation.id == select(Turn.conversation_id).where(
-                Turn.id == turn_id).scalar_subquery()).values(updated_at=now)
+            update(Conversation)
+            .where(
+                Conversation.id == select(Turn.conversation_id).where(Turn.id == turn_id).scalar_subquery()
+            )
+            .values(updated_at=now)
         )
 
     def record_tool_invocation(
