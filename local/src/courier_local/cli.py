@@ -7,7 +7,16 @@ import typer
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Courier on this machine.")
 
+
+@app.callback()
+def _commands() -> None:
+    """Courier on this machine. (A callback keeps `courier <command>` a group even with one command.)"""
+
+
 # Command registrations (one line per command module):
+from courier_local.commands import token as token_command  # noqa: E402
+
+app.command("token")(token_command.token)
 
 
 def main() -> None:
