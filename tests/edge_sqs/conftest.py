@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from courier_local.edge.sqs import LocalMoto, QueueUrls, create_turn_queues
+
+
+@pytest.fixture(scope="module")
+def local_moto() -> Iterator[LocalMoto]:
+    with LocalMoto() as moto:
+        yield moto
+
+
+@pytest.fixture
+def sqs(local_moto: LocalMoto) -> Any:
+    return local_moto.client("sqs")
+
+
+@pytest.fixture
+def turn_queues(sqs: Any) -> QueueUrls:
+    """A fresh FIFO turn queue + DLQ: 1 s visibility so retries are quick, maxReceiveCount 2."""
+    return create_turn_queues(
+        sqs, f"turns-{uuid.uuid4().hex[:8]}", visibility_timeout_s=1, max_receive_count=2
+    )
