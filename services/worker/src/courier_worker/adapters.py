@@ -1,0 +1,127 @@
+"""boto3 adapters for the worker's ports: API Gateway @connections, S3, Secrets Manager."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from courier_worker.ports import ConnectionGone, ConnectionUnavailable
+from courier_worker.settings import WorkerSettings
+
+if TYPE_CHECKING:
+    from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
+    from mypy_boto3_s3 import S3Client
+
+logger = logging.getLogger(__name__)
+
+# Retried in place (the caller waits, so frames keep their order): throttling and server errors.
+TRANSIENT_CODES = frozenset({"LimitExceededException", "TooManyRequestsException", "ThrottlingException"})
+
+
+def _is_transient(error: ClientError) -> bool:
+    code = error.response.get("Error", {}).get("Code", "")
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return code in TRANSIENT_CODES or status == 429 or status >= 500
+
+
+class ApiGatewayConnections:
+    """ConnectionPoster over boto3 `apigatewaymanagementapi.post_to_connection`.
+
+    One client per endpoint URL (built once, then shared by threads: boto3 clients are thread-safe).
+    Transient errors are retried with exponential backoff inside `post`, so the next frame is
+    not sent before this one: order is kept and nothing is lost.
+    """
+
+    def __init__(
+        self,
+        *,
+        region_name: str | None,
+        attempts: int = 4,
+        base_delay_s: float = 0.05,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._region_name = region_name
+        self._attempts = attempts
+        self._base_delay_s = base_delay_s
+        self._sleep = sleep
+        self._clients: dict[str, ApiGatewayManagementApiClient] = {}
+        self._lock = threading.Lock()
+        # Our own retry loop owns backoff; botocore's would double it. Short timeouts: a post is tiny.
+        self._config = Config(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=2,
+            read_timeout=5,
+            max_pool_connections=32,
+        )
+
+    def client(self, endpoint_url: str) -> ApiGatewayManagementApiClient:
+        with self._lock:
+            client = self._clients.get(endpoint_url)
+            if client is None:
+                client = boto3.client(
+                    "apigatewaymanagementapi",
+                    endpoint_url=endpoint_url,
+                    region_name=self._region_name,
+                    config=self._config,
+                )
+                self._clients[endpoint_url] = client
+            return client
+
+    def post(self, endpoint_url: str, connection_id: str, data: bytes) -> None:
+        client = self.client(endpoint_url)
+        for attempt in range(1, self._attempts + 1):
+            try:
+                client.post_to_connection(ConnectionId=connection_id, Data=data)
+                return
+            except client.exceptions.GoneException as error:
+                raise ConnectionGone(connection_id) from error
+            except ClientError as error:
+                if not _is_transient(error) or attempt == self._attempts:
+                    raise ConnectionUnavailable(connection_id) from error
+            except BotoCoreError as error:  # connection reset, timeout: worth another try
+                if attempt == self._attempts:
+                    raise ConnectionUnavailable(connection_id) from error
+            self._sleep(self._base_delay_s * 2 ** (attempt - 1))
+
+
+class S3BodyStore:
+    """BodyStore over S3: one object per answer, text/plain UTF-8. The ref is the object key."""
+
+    def __init__(self, *, bucket: str, client: S3Client) -> None:
+        self._bucket = bucket
+        self._client = client
+
+    def put_text(self, key: str, text: str) -> str:
+        self._client.put_object(
+            Bucket=self._bucket, Key=key, Body=text.encode(), ContentType="text/plain; charset=utf-8"
+        )
+        return key
+
+    def get_text(self, ref: str) -> str:
+        body = self._client.get_object(Bucket=self._bucket, Key=ref)["Body"].read()
+        return bytes(body).decode()
+
+
+def build_s3_body_store(settings: WorkerSettings) -> S3BodyStore | None:
+    if settings.body_bucket is None:
+        return None
+    client: S3Client = boto3.client(
+        "s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.aws_region
+    )
+    return S3BodyStore(bucket=settings.body_bucket, client=client)
+
+
+def resolve_database_url(settings: WorkerSettings) -> str:
+    """The database URL, reading the RDS-managed secret from Secrets Manager when one is configured."""
+    if not settings.needs_secret:
+        return settings.resolved_url()
+    client: Any = boto3.client("secretsmanager", region_name=settings.aws_region)
+    secret = client.get_secret_value(SecretId=settings.db_secret_arn)["SecretString"]
+    return settings.resolved_url(secret)

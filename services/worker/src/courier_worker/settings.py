@@ -1,0 +1,63 @@
+"""The worker's settings: read from the environment once per cold start, in the composition root."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from courier_shared.settings import DatabaseSettings
+
+
+class WorkerSettings(DatabaseSettings):
+    """Everything the worker Lambda is configured with. Infra sets exactly these variable names."""
+
+    # The model: a Bedrock model id (the stack's one config value). Locally the offline model is
+    # injected into the composition root instead, so it may stay unset there.
+    model_id: str | None = Field(default=None, alias="MODEL_ID")
+    bedrock_region: str | None = Field(default=None, alias="BEDROCK_REGION")
+    bedrock_endpoint_url: str | None = Field(default=None, alias="BEDROCK_ENDPOINT_URL")
+    # The botocore read timeout is the longest silence tolerated inside one streamed answer; the
+    # defaults (60 s, 3 attempts, then strands' 6 attempts with 4..64 s sleeps) can outlast a Lambda.
+    bedrock_read_timeout_s: float = Field(default=60.0, gt=0, le=900, alias="BEDROCK_READ_TIMEOUT_S")
+    bedrock_connect_timeout_s: float = Field(default=5.0, gt=0, le=60, alias="BEDROCK_CONNECT_TIMEOUT_S")
+    bedrock_max_attempts: int = Field(default=2, ge=1, le=5, alias="BEDROCK_MAX_ATTEMPTS")
+    model_retry_attempts: int = Field(default=2, ge=1, le=5, alias="MODEL_RETRY_ATTEMPTS")
+    model_retry_delay_s: int = Field(default=1, ge=0, le=10, alias="MODEL_RETRY_DELAY_S")
+    max_output_tokens: int = Field(default=2048, ge=1, le=64_000, alias="MAX_OUTPUT_TOKENS")
+
+    # Where frames go: https://{api}.execute-api.{region}.amazonaws.com/{stage}. Unset: the turn
+    # request's callback_url (what the gateway saw in its own event).
+    connections_endpoint_url: str | None = Field(default=None, alias="CONNECTIONS_ENDPOINT_URL")
+
+    # Large answers go to S3 (key in turns.body_ref); unset bucket = always inline.
+    body_bucket: str | None = Field(default=None, alias="BODY_BUCKET")
+    s3_endpoint_url: str | None = Field(default=None, alias="S3_ENDPOINT_URL")
+    inline_text_max_bytes: int = Field(default=64 * 1024, ge=1024, alias="INLINE_TEXT_MAX_BYTES")
+
+    flush_interval_ms: int = Field(default=100, ge=10, le=2000, alias="FLUSH_INTERVAL_MS")
+    listener_grace_s: float = Field(default=5.0, ge=0, le=600, alias="LISTENER_GRACE_S")
+    control_poll_ms: int = Field(default=250, ge=20, le=500, alias="CONTROL_POLL_MS")
+    save_interval_s: float = Field(default=2.0, gt=0, le=2.0, alias="SAVE_INTERVAL_S")
+    history_window: int = Field(default=20, ge=0, le=200, alias="HISTORY_WINDOW")
+    system_prompt: str = Field(
+        default="You are Courier, a helpful assistant. Answer clearly and concisely.",
+        min_length=1,
+        alias="SYSTEM_PROMPT",
+    )
+    aws_region: str | None = Field(default=None, alias="AWS_REGION")
+
+    @model_validator(mode="after")
+    def _endpoint_is_http(self) -> WorkerSettings:
+        url = self.connections_endpoint_url
+        if url is not None and not url.startswith(("https://", "http://")):
+            raise ValueError(
+                "CONNECTIONS_ENDPOINT_URL must be https://{api}.execute-api.{region}.amazonaws.com/{stage}"
+            )
+        return self
+
+    @property
+    def flush_interval_s(self) -> float:
+        return self.flush_interval_ms / 1000
+
+    @property
+    def control_poll_s(self) -> float:
+        return self.control_poll_ms / 1000
