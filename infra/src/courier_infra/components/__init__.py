@@ -1,0 +1,1 @@
+"""One ComponentResource per capability; `courier_infra.stack` wires them together."""
