@@ -17,6 +17,13 @@ def _commands() -> None:
 from courier_local.commands import token as token_command  # noqa: E402
 
 app.command("token")(token_command.token)
+from courier_local.commands import chat as chat_command  # noqa: E402
+from courier_local.commands import db as db_command  # noqa: E402
+from courier_local.commands import dev as dev_command  # noqa: E402
+
+app.command("dev")(dev_command.dev)
+app.command("chat")(chat_command.chat)
+app.add_typer(db_command.db_app, name="db")
 
 
 def main() -> None:

@@ -1,0 +1,110 @@
+"""`courier db upgrade|current|history`: Alembic on Courier's database, with the URL Courier uses.
+
+The URL is --database-url, else DATABASE_URL, else the embedded SQLite file under .courier/.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
+
+from courier_shared.db.engine import build_engine
+from courier_shared.settings import DatabaseSettings
+
+db_app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Migrate and inspect the database (Alembic)."
+)
+
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option("--database-url", help="SQLAlchemy URL. Default: DATABASE_URL, else .courier/courier.db."),
+]
+
+
+def find_alembic_ini(start: Path | None = None) -> Path:
+    """alembic.ini at the repository root: looked for from the working directory up, then beside the code."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "alembic.ini").is_file() and (folder / "migrations").is_dir():
+            return folder / "alembic.ini"
+    beside_code = Path(__file__).resolve().parents[4] / "alembic.ini"
+    if beside_code.is_file():
+        return beside_code
+    raise FileNotFoundError("alembic.ini not found: run this from the Courier repository")
+
+
+def database_url(explicit: str | None = None) -> str:
+    return explicit or DatabaseSettings().resolved_url()
+
+
+def shown(url: str) -> str:
+    """The URL with any password hidden, for printing."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def alembic_config(url: str, *, quiet: bool = False) -> Config:
+    config = Config(str(find_alembic_ini()))
+    config.attributes["database_url"] = url
+    config.attributes["configure_logging"] = not quiet  # alembic.ini's logging prints each migration step
+    return config
+
+
+def current_revision(url: str) -> str | None:
+    engine = build_engine(url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def upgrade_database(url: str, revision: str = "head", *, quiet: bool = False) -> str | None:
+    """Migrate to `revision`; returns the revision the database is at afterwards."""
+    command.upgrade(alembic_config(url, quiet=quiet), revision)
+    return current_revision(url)
+
+
+@db_app.command()
+def upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    database_url_option: DatabaseUrlOption = None,
+) -> None:
+    """Migrate the database to a revision (default: the newest)."""
+    url = database_url(database_url_option)
+    typer.echo(f"Migrating {shown(url)} to {revision}…", err=True)
+    started = time.monotonic()
+    try:
+        at = upgrade_database(url, revision)
+    except Exception as error:
+        typer.echo(f"error: migration failed: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"Done in {time.monotonic() - started:.1f} s: the database is at revision {at}.", err=True)
+
+
+@db_app.command()
+def current(database_url_option: DatabaseUrlOption = None) -> None:
+    """Print the revision the database is at ("none" for an empty database)."""
+    url = database_url(database_url_option)
+    typer.echo(f"Reading the revision of {shown(url)}…", err=True)
+    try:
+        at = current_revision(url)
+    except Exception as error:
+        typer.echo(f"error: cannot read the database: {error}", err=True)
+        raise typer.Exit(1) from None
+    head = ScriptDirectory.from_config(alembic_config(url, quiet=True)).get_current_head()
+    note = " (head)" if at == head else f" (head is {head}: run `courier db upgrade`)"
+    typer.echo(f"{at or 'none'}{note}")
+
+
+@db_app.command()
+def history(database_url_option: DatabaseUrlOption = None) -> None:
+    """List the migrations, newest first."""
+    command.history(alembic_config(database_url(database_url_option), quiet=True), verbose=False)

@@ -1,0 +1,109 @@
+// One turn as the page sees it, folded from `chunk` and `snapshot` frames (docs/protocol.md):
+// keep the highest attempt and a gap-free seq prefix within it, drop duplicates and older attempts,
+// let a snapshot replace the text, and end on finish / abort / error.
+// The same rules as courier_local/chat_client.py's TurnView, which is unit-tested.
+"use strict";
+
+const TERMINAL = new Set(["completed", "failed", "interrupted", "cancelled"]);
+
+class TurnView {
+  constructor(turnId) {
+    this.turnId = turnId;
+    this.attempt = 0;
+    this.lastSeq = -1;
+    this.text = "";
+    this.model = null;
+    this.tools = new Map(); // toolCallId -> {name, input, summary, output, done}
+    this.ended = null; // {status, errorText, metadata}
+    this.pending = new Map(); // seq -> part, waiting for a gap to fill
+  }
+
+  // Returns true when something visible changed.
+  apply(frame) {
+    if (frame.turnId !== this.turnId || this.ended) return false;
+    if (frame.type === "chunk") return this.applyChunk(frame.attempt, frame.seq, frame.chunk);
+    if (frame.type === "snapshot") return this.applySnapshot(frame);
+    return false;
+  }
+
+  newAttempt(attempt) {
+    this.attempt = attempt;
+    this.lastSeq = -1;
+    this.text = "";
+    this.tools.clear();
+    this.pending.clear();
+  }
+
+  applyChunk(attempt, seq, part) {
+    if (attempt < this.attempt) return false;
+    let changed = false;
+    if (attempt > this.attempt) { this.newAttempt(attempt); changed = true; }
+    if (seq <= this.lastSeq || this.pending.has(seq)) return changed;
+    this.pending.set(seq, part);
+    return this.drain() || changed;
+  }
+
+  drain() {
+    let changed = false;
+    while (!this.ended && this.pending.has(this.lastSeq + 1)) {
+      this.lastSeq += 1;
+      const part = this.pending.get(this.lastSeq);
+      this.pending.delete(this.lastSeq);
+      this.applyPart(part);
+      changed = true;
+    }
+    return changed;
+  }
+
+  applySnapshot(frame) {
+    if (frame.attempt < this.attempt) return false;
+    if (frame.attempt > this.attempt) this.newAttempt(frame.attempt);
+    if (frame.seq >= this.lastSeq) {
+      this.text = frame.text;
+      this.lastSeq = frame.seq;
+      for (const seq of [...this.pending.keys()]) if (seq <= frame.seq) this.pending.delete(seq);
+      this.drain();
+    }
+    if (TERMINAL.has(frame.status) && !this.ended) {
+      this.ended = { status: frame.status, errorText: frame.status === "failed" ? "The answer failed." : null };
+    }
+    return true;
+  }
+
+  applyPart(part) {
+    switch (part.type) {
+      case "start":
+        this.model = part.messageMetadata ? part.messageMetadata.model : null;
+        break;
+      case "text-delta":
+        this.text += part.delta;
+        break;
+      case "tool-input-available":
+        this.tools.set(part.toolCallId, { name: part.toolName, input: part.input || {}, summary: null, output: null, done: false });
+        break;
+      case "data-tool-status": {
+        const tool = this.tools.get(part.data.toolCallId);
+        if (tool) tool.summary = part.data.summary;
+        break;
+      }
+      case "tool-output-available": {
+        const tool = this.tools.get(part.toolCallId);
+        if (tool) { tool.output = part.output; tool.done = true; }
+        break;
+      }
+      case "finish":
+        this.ended = { status: "completed", metadata: part.messageMetadata || {} };
+        break;
+      case "abort":
+        this.ended = { status: "cancelled" };
+        break;
+      case "error":
+        this.ended = { status: "failed", errorText: part.errorText || "The answer failed." };
+        break;
+      default:
+        break; // start-step, finish-step, text-start, text-end: nothing to show
+    }
+  }
+}
+
+if (typeof module !== "undefined") module.exports = { TurnView };
