@@ -25,6 +25,10 @@ app.command("dev")(dev_command.dev)
 app.command("chat")(chat_command.chat)
 app.add_typer(db_command.db_app, name="db")
 
+from courier_local.commands import models as models_command  # noqa: E402
+
+app.add_typer(models_command.models_app, name="models")
+
 
 def main() -> None:
     app()

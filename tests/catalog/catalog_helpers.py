@@ -1,0 +1,97 @@
+"""Helpers for the catalog tests: the raw catalog file, ARN parsing, the IAM linters."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.resources
+import json
+import re
+import sys
+import tomllib
+import types
+from datetime import date
+from typing import Any
+
+# The date the catalog was checked: lifecycle expectations are pinned to it so the suite does not
+# change verdict as real time passes (tests that move the date do so explicitly).
+TODAY = date(2026, 11, 21)
+ACCOUNT = "123456789012"
+INVOKE_ACTIONS = ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
+
+# arn:<partition>:bedrock:<region>:<account>:<type>/<id>; ids may contain ':' ("…-v1:0").
+BEDROCK_ARN = re.compile(
+    r"^arn:(?P<partition>aws|aws-us-gov|aws-cn):bedrock:(?P<region>[a-z0-9-]*):(?P<account>\d{12})?:"
+    r"(?P<kind>inference-profile|foundation-model)/(?P<id>[A-Za-z0-9.:-]+)$"
+)
+
+
+def raw_catalog() -> dict[str, Any]:
+    """models.toml read directly, so expectations don't come from the code under test."""
+    text = importlib.resources.files("courier_shared.catalog").joinpath("models.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+def expected_partition(region: str) -> str:
+    return "aws-us-gov" if region.startswith("us-gov-") else "aws"
+
+
+def parse_arn(arn: str) -> dict[str, str]:
+    match = BEDROCK_ARN.match(arn)
+    assert match, f"not a Bedrock model/profile ARN: {arn}"
+    return {key: value or "" for key, value in match.groupdict().items()}
+
+
+def _import_parliament() -> types.ModuleType:
+    """parliament 1.6.4 imports pkg_resources, which setuptools ≥ 81 no longer ships.
+
+    It only calls pkg_resources.resource_filename at import, to find its own data files, so a
+    stand-in is installed for the import and removed right after (other code must not see it).
+    """
+    if "parliament" in sys.modules:
+        return sys.modules["parliament"]
+    try:
+        importlib.import_module("pkg_resources")
+    except ImportError:
+        stand_in = types.ModuleType("pkg_resources")
+        stand_in.resource_filename = lambda package, name: str(  # type: ignore[attr-defined]
+            importlib.resources.files(package).joinpath(name)
+        )
+        sys.modules["pkg_resources"] = stand_in
+        try:
+            return importlib.import_module("parliament")
+        finally:
+            del sys.modules["pkg_resources"]
+    return importlib.import_module("parliament")
+
+
+SEVERITY_RANK = {"LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
+
+
+def parliament_findings(statement: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """parliament's findings for one statement, as (issue, severity, detail).
+
+    One known false positive is waived, and only where we can show it is false: parliament reports
+    RESOURCE_MISMATCH for bedrock:InvokeModel* whenever a statement does not name *all eight*
+    resource types the action accepts (IAM needs one of them), and its ARN matcher rejects ids that
+    contain ':' and the Region-less model ARN AWS requires for global profiles. The waiver applies
+    only when every resource is a well-formed Bedrock model or profile ARN.
+    """
+    parliament = _import_parliament()
+    policy = parliament.analyze_policy_string(json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
+    findings = []
+    for finding in policy.findings:
+        finding = parliament.enhance_finding(finding)
+        if finding.issue == "RESOURCE_MISMATCH" and _all_bedrock_model_arns(statement):
+            continue
+        findings.append((finding.issue, finding.severity, finding.detail))
+    return findings
+
+
+def _all_bedrock_model_arns(statement: dict[str, Any]) -> bool:
+    resources = statement.get("Resource", [])
+    resources = [resources] if isinstance(resources, str) else resources
+    return bool(resources) and all(BEDROCK_ARN.match(resource) for resource in resources)
+
+
+def above_low(findings: list[tuple[str, str, Any]]) -> list[tuple[str, str, Any]]:
+    return [finding for finding in findings if SEVERITY_RANK.get(finding[1], 99) > SEVERITY_RANK["LOW"]]
