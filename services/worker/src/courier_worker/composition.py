@@ -81,7 +81,8 @@ class Worker:
                 event=event, record_handler=self._process_record, processor=processor, context=context
             )
         finally:
-            metrics.flush_metrics(raise_on_empty_metrics=False)
+            if metrics.metric_set:  # nothing to publish when every record was a no-op
+                metrics.flush_metrics()
         return dict(response)
 
     def _process_record(self, record: SQSRecord) -> None:

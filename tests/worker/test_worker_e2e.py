@@ -1,0 +1,156 @@
+"""The worker end to end: SQS FIFO → event source mapping → Worker → @connections → a real WebSocket client,
+with the turn stored in real Postgres."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from courier_shared.protocol import TurnStatus, parse_server_frame
+from courier_worker.adapters import ApiGatewayConnections
+from courier_worker.composition import Worker, build_worker
+
+from .scripted_model import ScriptedModel, words
+from .stack import WorkerStack, chunks, text_of, worker_settings
+
+pytestmark = pytest.mark.postgres
+
+ANSWER = "Courier streams every token of this answer in order, with no gaps at all. " * 3
+
+
+def make_worker(postgres_url: str, engine: Engine, model: Any, **settings: object) -> Worker:
+    return build_worker(
+        worker_settings(postgres_url, **settings),
+        model=model,
+        connections=ApiGatewayConnections(region_name="us-east-1"),
+        engine=engine,
+    )
+
+
+def test_a_turn_streams_in_order_to_the_client_and_is_stored_completed(
+    stack: WorkerStack, postgres_url: str, worker_engine: Engine
+) -> None:
+    model = ScriptedModel([{"text": ANSWER}], delay_s=0.002)
+    stack.start_worker(make_worker(postgres_url, worker_engine, model))
+    with stack.client() as client:
+        request = stack.submit("Tell me something", client.connection_id)
+        frames = client.read_until_end(request.turn_id)
+
+    for frame in frames:
+        parse_server_frame(json.dumps(frame))  # every frame is on-contract
+    parts = [f["chunk"]["type"] for f in chunks(frames)]
+    assert parts[:4] == ["start", "start-step", "text-start", "text-delta"]
+    assert parts[-3:] == ["text-end", "finish-step", "finish"]
+    assert [f["seq"] for f in chunks(frames)] == list(range(len(parts)))
+    assert {f["attempt"] for f in frames} == {1}
+    assert text_of(frames) == ANSWER
+    assert parts.count("text-delta") < len(words(ANSWER))  # coalesced
+    finish = chunks(frames)[-1]["chunk"]["messageMetadata"]
+    assert finish["usage"] == {"inputTokens": 11, "outputTokens": len(words(ANSWER))}
+    assert finish["stopReason"] == "end_turn"
+    assert finish["timeToFirstTokenMs"] is not None
+
+    turn = stack.turn(request.turn_id)
+    assert turn.status == TurnStatus.COMPLETED.value
+    assert turn.assistant_text == ANSWER
+    assert turn.model_id == "scripted-test-model"
+    assert (turn.input_tokens, turn.output_tokens) == (11, len(words(ANSWER)))
+    assert turn.latency_ms is not None and turn.latency_ms >= turn.time_to_first_token_ms >= 0
+    assert turn.stop_reason == "end_turn"
+    assert turn.last_seq == chunks(frames)[-1]["seq"]
+    # The model got the system prompt and the tools.
+    assert model.calls[0]["tools"] == ["current_time"]
+
+
+def test_a_tool_call_becomes_chunks_and_a_tool_invocation_row(
+    stack: WorkerStack, postgres_url: str, worker_engine: Engine
+) -> None:
+    model = ScriptedModel(
+        [
+            {
+                "text": "Let me check. ",
+                "tool": {"name": "current_time", "input": {"time_zone": "Asia/Tokyo"}, "id": "t1"},
+            },
+            {"text": "It is late in Tokyo."},
+        ]
+    )
+    stack.start_worker(make_worker(postgres_url, worker_engine, model))
+    with stack.client() as client:
+        request = stack.submit("What time is it in Tokyo?", client.connection_id)
+        frames = client.read_until_end(request.turn_id)
+
+    parts = [f["chunk"] for f in chunks(frames)]
+    kinds = [p["type"] for p in parts]
+    tool_at = kinds.index("tool-input-available")
+    assert kinds[tool_at - 2 : tool_at + 4] == [
+        "text-delta",
+        "text-end",
+        "tool-input-available",
+        "data-tool-status",
+        "tool-output-available",
+        "finish-step",
+    ]
+    assert parts[tool_at] == {
+        "type": "tool-input-available",
+        "toolCallId": "t1",
+        "toolName": "current_time",
+        "input": {"time_zone": "Asia/Tokyo"},
+    }
+    assert parts[tool_at + 1]["data"] == {"toolCallId": "t1", "summary": "Checking the time in Asia/Tokyo…"}
+    output = parts[tool_at + 2]["output"]
+    assert output["timeZone"] == "Asia/Tokyo" and output["localTime"].endswith("+09:00")
+    assert kinds.count("start-step") == 2 and kinds[-1] == "finish"
+    assert text_of(frames) == "Let me check. It is late in Tokyo."
+
+    [row] = stack.tool_invocations(request.turn_id)
+    assert (row.tool_call_id, row.tool_name, row.input, row.status) == (
+        "t1",
+        "current_time",
+        {"time_zone": "Asia/Tokyo"},
+        "success",
+    )
+    assert row.seq == frames[frames.index(next(f for f in frames if f.get("chunk") == parts[tool_at]))]["seq"]
+    assert "Asia/Tokyo" in (row.output_summary or "")
+    # The model saw the tool's result on its second call.
+    assert "toolResult" in json.dumps(model.calls[1]["messages"][-1])
+    assert stack.turn(request.turn_id).status == TurnStatus.COMPLETED.value
+
+
+def test_the_same_record_twice_streams_one_answer(
+    stack: WorkerStack, postgres_url: str, worker_engine: Engine
+) -> None:
+    model = ScriptedModel([{"text": "Only once."}])
+    with stack.client() as client:
+        request = stack.submit("Once", client.connection_id, enqueue=False)
+        body = request.model_dump_json()
+        # Two deliveries of one request (a different dedup id, as after the 5-minute window).
+        stack.enqueue(body, group_id=request.group_id, dedup_id="first")
+        stack.enqueue(body, group_id=request.group_id, dedup_id="second")
+        esm = stack.start_worker(make_worker(postgres_url, worker_engine, model))
+        client.read_until_end(request.turn_id)
+        assert esm.drain(timeout=10)
+        time.sleep(0.2)
+        frames = client.turn_frames(request.turn_id)
+    starts = [f for f in chunks(frames) if f["chunk"]["type"] == "start"]
+    assert len(starts) == 1
+    assert len(model.calls) == 1
+    assert stack.turn(request.turn_id).status == TurnStatus.COMPLETED.value
+
+
+def test_a_poison_record_goes_to_the_dlq_and_the_rest_of_the_batch_completes(
+    stack: WorkerStack, postgres_url: str, worker_engine: Engine
+) -> None:
+    model = ScriptedModel([{"text": "Fine."}])
+    with stack.client() as client:
+        good = stack.submit("Good", client.connection_id, enqueue=False)
+        stack.enqueue("this is not a turn request", group_id="poison-group", dedup_id="poison")
+        stack.enqueue(good.model_dump_json(), group_id=good.group_id, dedup_id=good.deduplication_id)
+        esm = stack.start_worker(make_worker(postgres_url, worker_engine, model))
+        client.read_until_end(good.turn_id)
+        assert esm.drain(timeout=15)
+    assert stack.turn(good.turn_id).status == TurnStatus.COMPLETED.value
+    assert stack.dlq_bodies() == ["this is not a turn request"]
