@@ -135,8 +135,8 @@ class StackConfig(BaseModel):
     max_message_chars: int = Field(default=16000, ge=1, le=100_000)
     send_rate_per_minute: int = Field(default=20, ge=1)
     max_open_turns: int = Field(default=3, ge=1)
-    flush_interval_ms: int = Field(default=100, ge=10, le=5000)
-    listener_grace_s: int = Field(default=30, ge=0, le=600)
+    flush_interval_ms: int = Field(default=100, ge=10, le=2000)
+    listener_grace_s: int = Field(default=5, ge=0, le=600)
 
     # WebSocket API: API Gateway's CloudWatch role is one per account and region; turn this off
     # when another stack in the same account and region already sets it.

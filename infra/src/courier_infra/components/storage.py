@@ -13,7 +13,8 @@ import pulumi_aws as aws
 
 from courier_infra.config import StackConfig
 
-BODY_PREFIX = "bodies/"
+# The worker writes large bodies under turns/{conversation}/{turn}/ (courier_worker.turn).
+BODY_PREFIX = "turns/"
 
 
 class BodyStorage(pulumi.ComponentResource):
