@@ -1,0 +1,422 @@
+"""The gateway: every WebSocket route of the protocol, answered from the chat store.
+
+Each client frame gets exactly one answer (the route response): the action's answer, or an `error`
+frame whose code and message say what to fix. Identity comes only from the authorizer context, and
+every store call is scoped by it, so another user's conversation or turn reads as not found.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from pydantic import ValidationError
+
+from courier_gateway.events import WebSocketEvent, connect_response, frame_response
+from courier_gateway.queue import TurnQueue
+from courier_shared.db.models import Turn
+from courier_shared.db.store import ChatRepository, ChatStore, InvalidCursor, Owner
+from courier_shared.protocol import (
+    CLIENT_ACTIONS,
+    Ack,
+    Cancel,
+    ClientFrame,
+    Conversations,
+    ConversationSummary,
+    Error,
+    ErrorCode,
+    GetHistory,
+    History,
+    HistoryTurn,
+    ListConversations,
+    Ping,
+    Pong,
+    Resume,
+    SendMessage,
+    Snapshot,
+    Usage,
+    describe_validation_error,
+    dump_frame,
+    parse_client_frame,
+)
+from courier_shared.queue import TurnRequest
+
+RATE_WINDOW = timedelta(minutes=1)
+NO_SUCH_CONVERSATION = "No conversation with that conversationId."
+NO_SUCH_TURN = "No turn with that turnId."
+BAD_CURSOR = (
+    "The 'before' cursor is not one Courier issued: pass a nextCursor from an earlier answer, or omit it."
+)
+
+
+@dataclass(frozen=True)
+class GatewayLimits:
+    max_message_chars: int
+    max_frame_bytes: int
+    send_rate_per_minute: int
+    max_open_turns: int
+
+
+class FrameError(Exception):
+    """A client frame that gets an `error` answer instead of its action's answer."""
+
+    def __init__(self, code: ErrorCode, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+
+
+class _LostRace(Exception):
+    """A concurrent request with the same clientMessageId stored its turn first."""
+
+
+@dataclass(frozen=True)
+class _StoredTurn:
+    turn_id: uuid.UUID
+    conversation_id: uuid.UUID
+    needs_enqueue: bool
+
+
+class Gateway:
+    def __init__(
+        self,
+        store: ChatStore,
+        queue: TurnQueue,
+        limits: GatewayLimits,
+        *,
+        clock: Callable[[], datetime],
+        logger: Logger,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._limits = limits
+        self._clock = clock
+        self._logger = logger
+
+    def handle(self, event: Mapping[str, Any], context: object = None) -> dict[str, Any]:
+        """One API Gateway WebSocket event in, the Lambda proxy response out. Never raises."""
+        request = WebSocketEvent.from_event(event)
+        if request.route_key == "$connect":
+            return self._connect(request)
+        if request.route_key == "$disconnect":
+            return self._disconnect(request)
+        return frame_response(dump_frame(self.answer(request)))
+
+    # ---------------------------------------------------------------- connection lifecycle
+
+    def _connect(self, request: WebSocketEvent) -> dict[str, Any]:
+        if request.owner is None:  # only reachable if the route lost its authorizer: refuse
+            self._logger.warning("connect without identity", extra={"connection_id": request.connection_id})
+            return {"statusCode": 401}
+        try:
+            with self._store.unit_of_work() as repo:
+                repo.register_connection(request.owner, request.connection_id, self._clock())
+        except Exception:
+            self._logger.exception("connect failed", extra={"connection_id": request.connection_id})
+            return {"statusCode": 500}
+        self._logger.info("connected", extra=_who(request))
+        return connect_response(request.offered_subprotocols)
+
+    def _disconnect(self, request: WebSocketEvent) -> dict[str, Any]:
+        # Best effort, as in AWS: a missed $disconnect only leaves a row the worker learns is gone.
+        try:
+            with self._store.unit_of_work() as repo:
+                repo.unregister_connection(request.connection_id, self._clock())
+        except Exception:
+            self._logger.exception("disconnect failed", extra={"connection_id": request.connection_id})
+            return {"statusCode": 500}
+        self._logger.info("disconnected", extra=_who(request))
+        return {"statusCode": 200}
+
+    # ---------------------------------------------------------------- client frames
+
+    def answer(self, request: WebSocketEvent) -> Ack | Snapshot | History | Conversations | Pong | Error:
+        action, client_message_id = _hints(request.body)
+        try:
+            if request.owner is None:
+                raise FrameError(
+                    ErrorCode.UNAUTHORIZED,
+                    "This connection has no verified identity: reconnect with a token.",
+                )
+            answer = self._dispatch(self._parse(request), request, request.owner)
+        except FrameError as error:
+            self._logger.info(
+                "frame refused", extra={**_who(request), "action": action, "code": error.code.value}
+            )
+            return Error(
+                code=error.code,
+                message=error.message,
+                action=action,
+                client_message_id=client_message_id,
+                retryable=error.retryable,
+            )
+        except Exception:
+            self._logger.exception("frame failed", extra={**_who(request), "action": action})
+            return Error(
+                code=ErrorCode.INTERNAL,
+                message="Something went wrong on our side. Try again in a moment.",
+                action=action,
+                client_message_id=client_message_id,
+                retryable=True,
+            )
+        self._logger.info("frame answered", extra={**_who(request), "action": action, "answer": answer.type})
+        return answer
+
+    def _parse(self, request: WebSocketEvent) -> ClientFrame:
+        body = request.body
+        if body is None or body == "":
+            raise FrameError(
+                ErrorCode.BAD_REQUEST, 'The frame is empty: send a JSON object like {"action":"ping"}.'
+            )
+        size = len(body.encode("utf-8", errors="surrogatepass"))
+        if size > self._limits.max_frame_bytes:
+            raise FrameError(
+                ErrorCode.TOO_LARGE,
+                f"The frame is {size} bytes; the limit is {self._limits.max_frame_bytes} bytes.",
+            )
+        try:
+            document = json.loads(body)
+        except ValueError:
+            raise FrameError(ErrorCode.BAD_REQUEST, "The frame is not valid JSON.") from None
+        if not isinstance(document, dict):
+            raise FrameError(ErrorCode.BAD_REQUEST, 'The frame must be a JSON object like {"action":"ping"}.')
+        if "action" not in document:
+            raise FrameError(
+                ErrorCode.BAD_REQUEST,
+                f"Missing required field 'action'. Known actions: {', '.join(sorted(CLIENT_ACTIONS))}.",
+            )
+        try:
+            return parse_client_frame(body)
+        except ValidationError as error:
+            raise FrameError(ErrorCode.BAD_REQUEST, describe_validation_error(error)) from None
+
+    def _dispatch(
+        self, frame: ClientFrame, request: WebSocketEvent, owner: Owner
+    ) -> Ack | Snapshot | History | Conversations | Pong:
+        match frame:
+            case SendMessage():
+                return self._send_message(frame, request, owner)
+            case Cancel():
+                return self._cancel(frame, owner)
+            case Resume():
+                return self._resume(frame, request, owner)
+            case GetHistory():
+                return self._get_history(frame, owner)
+            case ListConversations():
+                return self._list_conversations(frame, owner)
+            case Ping():
+                return Pong(server_time=self._clock())
+
+    # ---------------------------------------------------------------- sendMessage
+
+    def _send_message(self, frame: SendMessage, request: WebSocketEvent, owner: Owner) -> Ack:
+        text = frame.text
+        if len(text) > self._limits.max_message_chars:
+            raise FrameError(
+                ErrorCode.TOO_LARGE,
+                f"The message is {len(text)} characters; the limit is {self._limits.max_message_chars}. "
+                "Shorten it or split it into several messages.",
+            )
+        if not text.strip():
+            raise FrameError(ErrorCode.BAD_REQUEST, "The message text is empty.")
+        if "\x00" in text:
+            raise FrameError(ErrorCode.BAD_REQUEST, "The message text contains a NUL character.")
+        try:
+            stored = self._store_turn(frame, request, owner)
+        except _LostRace:  # the concurrent request's turn is ours too: answer with it
+            stored = self._store_turn(frame, request, owner)
+        if stored.needs_enqueue:
+            self._enqueue(stored, request, owner)
+        return Ack(
+            action="sendMessage",
+            client_message_id=frame.client_message_id,
+            conversation_id=stored.conversation_id,
+            turn_id=stored.turn_id,
+        )
+
+    def _store_turn(self, frame: SendMessage, request: WebSocketEvent, owner: Owner) -> _StoredTurn:
+        now = self._clock()
+        with self._store.unit_of_work() as repo:
+            existing = repo.find_turn_by_client_message_id(owner, frame.client_message_id)
+            if existing is not None:
+                return self._retried(repo, existing, frame, request, owner)
+            self._check_limits(repo, owner, now)
+            if frame.conversation_id is not None:
+                conversation = repo.find_conversation(owner, frame.conversation_id)
+                if conversation is None:
+                    raise FrameError(ErrorCode.NOT_FOUND, NO_SUCH_CONVERSATION)
+            else:
+                conversation = repo.create_conversation(owner, frame.text, now)
+            turn, created = repo.create_turn(
+                owner, conversation, frame.client_message_id, frame.text, request.connection_id or None, now
+            )
+            if not created:
+                raise _LostRace  # rolls back the conversation this request may have just created
+            return _StoredTurn(turn.id, conversation.id, needs_enqueue=True)
+
+    def _retried(
+        self, repo: ChatRepository, turn: Turn, frame: SendMessage, request: WebSocketEvent, owner: Owner
+    ) -> _StoredTurn:
+        """A clientMessageId seen before: the same answer, and the retrying connection hears the turn."""
+        if turn.user_text != frame.text or frame.conversation_id not in (None, turn.conversation_id):
+            raise FrameError(
+                ErrorCode.CONFLICT,
+                "This clientMessageId was already used for a different message: "
+                "use a new clientMessageId for a new message.",
+            )
+        if request.connection_id:
+            repo.add_listener(owner, turn.id, request.connection_id)
+        # Stored but never queued (a crash or a queue failure last time): queue it now.
+        needs_enqueue = turn.enqueued_at is None and not turn.turn_status.is_terminal
+        return _StoredTurn(turn.id, turn.conversation_id, needs_enqueue)
+
+    def _check_limits(self, repo: ChatRepository, owner: Owner, now: datetime) -> None:
+        # Both are "wait, then send again" conditions, so both answer rate_limited with retryable=true.
+        open_turns = repo.count_open_turns(owner)
+        if open_turns >= self._limits.max_open_turns:
+            raise FrameError(
+                ErrorCode.RATE_LIMITED,
+                f"You have {open_turns} answers in progress (the limit is {self._limits.max_open_turns}): "
+                "wait for one to finish, then send again.",
+                retryable=True,
+            )
+        recent = repo.count_turns_since(owner, now - RATE_WINDOW)
+        if recent >= self._limits.send_rate_per_minute:
+            raise FrameError(
+                ErrorCode.RATE_LIMITED,
+                f"Too many messages: at most {self._limits.send_rate_per_minute} a minute. "
+                "Wait a moment, then send again.",
+                retryable=True,
+            )
+
+    def _enqueue(self, stored: _StoredTurn, request: WebSocketEvent, owner: Owner) -> None:
+        turn_request = TurnRequest(
+            turn_id=stored.turn_id,
+            conversation_id=stored.conversation_id,
+            tenant_id=owner.tenant_id,
+            user_id=owner.user_id,
+            origin_connection_id=request.connection_id or None,
+            callback_url=request.callback_url,
+        )
+        try:
+            self._queue.send(turn_request)
+        except Exception:
+            # The turn stays stored with enqueued_at unset: a retry with the same clientMessageId
+            # queues it (SQS FIFO drops a second copy by turn id, so nothing runs twice).
+            self._logger.exception("enqueue failed", extra={"turn_id": str(stored.turn_id)})
+            raise FrameError(
+                ErrorCode.INTERNAL,
+                "Your message was saved but could not be queued: "
+                "send it again with the same clientMessageId.",
+                retryable=True,
+            ) from None
+        with self._store.unit_of_work() as repo:
+            repo.mark_enqueued(owner, stored.turn_id, self._clock())
+
+    # ---------------------------------------------------------------- the other actions
+
+    def _cancel(self, frame: Cancel, owner: Owner) -> Ack:
+        with self._store.unit_of_work() as repo:
+            turn = repo.request_cancel(owner, frame.turn_id, self._clock())
+            if turn is None:
+                raise FrameError(ErrorCode.NOT_FOUND, NO_SUCH_TURN)
+            return Ack(action="cancel", conversation_id=turn.conversation_id, turn_id=turn.id)
+
+    def _resume(self, frame: Resume, request: WebSocketEvent, owner: Owner) -> Snapshot:
+        with self._store.unit_of_work() as repo:
+            turn = repo.add_listener(owner, frame.turn_id, request.connection_id)
+            if turn is None:
+                raise FrameError(ErrorCode.NOT_FOUND, NO_SUCH_TURN)
+            return Snapshot(
+                turn_id=turn.id,
+                attempt=turn.attempt,
+                seq=turn.last_seq,
+                status=turn.turn_status,
+                text=turn.assistant_text,
+            )
+
+    def _get_history(self, frame: GetHistory, owner: Owner) -> History:
+        with self._store.unit_of_work() as repo:
+            if repo.find_conversation(owner, frame.conversation_id) is None:
+                raise FrameError(ErrorCode.NOT_FOUND, NO_SUCH_CONVERSATION)
+            try:
+                page = repo.history(owner, frame.conversation_id, before=frame.before, limit=frame.limit)
+            except InvalidCursor:
+                raise FrameError(ErrorCode.BAD_REQUEST, BAD_CURSOR) from None
+            return History(
+                conversation_id=frame.conversation_id,
+                turns=[_history_turn(turn) for turn in page.items],
+                next_cursor=page.next_cursor,
+            )
+
+    def _list_conversations(self, frame: ListConversations, owner: Owner) -> Conversations:
+        with self._store.unit_of_work() as repo:
+            try:
+                page = repo.list_conversations(owner, before=frame.before, limit=frame.limit)
+            except InvalidCursor:
+                raise FrameError(ErrorCode.BAD_REQUEST, BAD_CURSOR) from None
+            return Conversations(
+                conversations=[
+                    ConversationSummary(
+                        conversation_id=conversation.id,
+                        title=conversation.title,
+                        updated_at=conversation.updated_at,
+                    )
+                    for conversation in page.items
+                ],
+                next_cursor=page.next_cursor,
+            )
+
+
+def _history_turn(turn: Turn) -> HistoryTurn:
+    usage = None
+    if turn.input_tokens is not None or turn.output_tokens is not None:
+        usage = Usage(input_tokens=turn.input_tokens or 0, output_tokens=turn.output_tokens or 0)
+    return HistoryTurn(
+        turn_id=turn.id,
+        status=turn.turn_status,
+        user_text=turn.user_text,
+        assistant_text=turn.assistant_text,
+        model=turn.model_id,
+        usage=usage,
+        created_at=turn.created_at,
+        completed_at=turn.completed_at,
+    )
+
+
+def _hints(body: str | None) -> tuple[str | None, uuid.UUID | None]:
+    """The frame's action and clientMessageId, when readable, so an error can name them."""
+    if not body:
+        return None, None
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None, None
+    if not isinstance(document, dict):
+        return None, None
+    action = document.get("action")
+    known_action = action if isinstance(action, str) and action in CLIENT_ACTIONS else None
+    client_message_id = None
+    raw_id = document.get("clientMessageId")
+    if isinstance(raw_id, str):
+        try:
+            client_message_id = uuid.UUID(raw_id)
+        except ValueError:
+            client_message_id = None
+    return known_action, client_message_id
+
+
+def _who(request: WebSocketEvent) -> dict[str, Any]:
+    owner = request.owner
+    return {
+        "route": request.route_key,
+        "connection_id": request.connection_id,
+        "tenant_id": owner.tenant_id if owner else None,
+        "user_id": owner.user_id if owner else None,
+    }

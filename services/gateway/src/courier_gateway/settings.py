@@ -1,0 +1,20 @@
+"""The gateway's settings, read from the environment once at cold start by the composition root."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from courier_shared.protocol import DEFAULT_MAX_MESSAGE_CHARS, MAX_FRAME_BYTES
+from courier_shared.settings import DatabaseSettings
+
+
+class GatewaySettings(DatabaseSettings):
+    turn_queue_url: str = Field(alias="TURN_QUEUE_URL")
+    # Local stand-in for SQS (moto); unset in AWS.
+    sqs_endpoint_url: str | None = Field(default=None, alias="SQS_ENDPOINT_URL")
+    max_message_chars: int = Field(default=DEFAULT_MAX_MESSAGE_CHARS, ge=1, alias="MAX_MESSAGE_CHARS")
+    max_frame_bytes: int = Field(default=MAX_FRAME_BYTES, ge=256, le=128 * 1024, alias="MAX_FRAME_BYTES")
+    # New messages per user per rolling minute; retries of a message already stored don't count.
+    send_rate_per_minute: int = Field(default=20, ge=1, alias="SEND_RATE_PER_MINUTE")
+    # Answers a user may have queued or streaming at once.
+    max_open_turns: int = Field(default=3, ge=1, alias="MAX_OPEN_TURNS")
