@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from courier_local.edge import LocalWebSocketApi, RunningServer, serve
 from courier_shared.routes import Function
@@ -132,12 +133,14 @@ class Harness:
         subprotocols: list[str] | None = None,
         path: str = "",
         query: str = "",
+        max_size: int | tuple[int | None, int | None] = 2**20,
     ) -> ClientConnection:
         """Connect as a browser does: `courier.v1, bearer.<token>` unless told otherwise."""
         if subprotocols is None:
             subprotocols = ["courier.v1", f"bearer.{token}"] if token is not None else []
+        offered = [Subprotocol(protocol) for protocol in subprotocols] or None
         url = self.server.ws_url + path + (f"?{query}" if query else "")
-        return connect(url, subprotocols=subprotocols or None, open_timeout=5, close_timeout=2)
+        return connect(url, subprotocols=offered, open_timeout=5, close_timeout=2, max_size=max_size)
 
     def connection_id_of_last_connect(self) -> str:
         return str(self.gateway.events_for("$connect")[-1]["requestContext"]["connectionId"])

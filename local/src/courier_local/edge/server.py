@@ -158,7 +158,7 @@ def serve(
     stage: str | None = None,
     websocket_limits: WebSocketLimits | None = None,
     log_level: str = "warning",
-    graceful_shutdown_s: float = 2.0,
+    graceful_shutdown_s: int = 2,
 ) -> RunningServer:
     """Start `app` on uvicorn in a background thread and return once it accepts connections.
 
@@ -172,7 +172,9 @@ def serve(
     if websocket_limits is None:
         websocket_limits = getattr(app_state, "websocket_limits", None)
     if websocket_limits is None:
-        websocket_limits = WebSocketLimits(max_message_bytes=16 * 1024 * 1024, max_frame_bytes=16 * 1024 * 1024)
+        websocket_limits = WebSocketLimits(
+            max_message_bytes=16 * 1024 * 1024, max_frame_bytes=16 * 1024 * 1024
+        )
 
     config = uvicorn.Config(
         app,

@@ -37,6 +37,7 @@ Facts and sources: shared/notes/aws.md §A. What it does, step by step:
 from __future__ import annotations
 
 import base64
+import contextlib
 import fnmatch
 import json
 import logging
@@ -95,9 +96,8 @@ def new_aws_id() -> str:
 def _clf_time(epoch_s: float) -> str:
     """API Gateway's `requestTime`: `20/Jan/2024:11:55:00 +0000` (independent of the locale)."""
     t = time.gmtime(epoch_s)
-    return (
-        f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
-    )
+    day = f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}"
+    return f"{day}:{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
 
 
 def _iso8601(epoch_s: float) -> str:
@@ -243,7 +243,9 @@ class LocalWebSocketApi:
         self._handlers = dict(handlers)
         self.stage = stage
         self.api_id = api_id
-        self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+        self.region = (
+            region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+        )
         self.account_id = account_id
         self.max_message_bytes = max_message_bytes
         self.max_frame_bytes = max_frame_bytes
@@ -377,7 +379,9 @@ class LocalWebSocketApi:
         event["isBase64Encoded"] = False
         return event
 
-    def _message_event(self, connection: _Connection, route_key: str, body: str, request_id: str) -> dict[str, Any]:
+    def _message_event(
+        self, connection: _Connection, route_key: str, body: str, request_id: str
+    ) -> dict[str, Any]:
         context = self._request_context(
             route_key=route_key,
             event_type="MESSAGE",
@@ -549,7 +553,7 @@ class LocalWebSocketApi:
     async def _receive_loop(self, connection: _Connection, task_group: TaskGroup) -> tuple[int, str]:
         websocket = connection.websocket
         while True:
-            message: dict[str, Any] | None = None
+            message: Mapping[str, Any] | None = None
             if connection.closing:
                 message = await websocket.receive()  # the server closed: the disconnect is queued
             else:
@@ -559,7 +563,13 @@ class LocalWebSocketApi:
                 with anyio.move_on_after(timeout):
                     message = await websocket.receive()
                 if message is None:
-                    expired = "maximum connection duration" if time.monotonic() >= duration_deadline else "idle"
+                    if time.monotonic() < connection.last_active_monotonic + self.idle_timeout_s and (
+                        time.monotonic() < duration_deadline
+                    ):
+                        continue  # a post to the client while we waited: not idle after all
+                    expired = (
+                        "maximum connection duration" if time.monotonic() >= duration_deadline else "idle"
+                    )
                     await self._close(connection, CLOSE_GOING_AWAY, f"Going away ({expired})")
                     continue
             if message["type"] == "websocket.disconnect":
@@ -578,10 +588,8 @@ class LocalWebSocketApi:
         if connection.closing:
             return
         connection.closing = True
-        try:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # already gone
             await connection.websocket.close(code, reason)
-        except (WebSocketDisconnect, RuntimeError):
-            pass  # already gone
 
     async def _send(self, connection: _Connection, data: str | bytes) -> bool:
         """Send one message; False when the socket is already closed."""
@@ -598,7 +606,9 @@ class LocalWebSocketApi:
         return True
 
     def _error_frame(self, message: str, connection: _Connection, request_id: str) -> str:
-        return json.dumps({"message": message, "connectionId": connection.connection_id, "requestId": request_id})
+        return json.dumps(
+            {"message": message, "connectionId": connection.connection_id, "requestId": request_id}
+        )
 
     async def _handle_message(self, connection: _Connection, body: str) -> None:
         try:
@@ -619,7 +629,9 @@ class LocalWebSocketApi:
             result = await self._invoke(route.function, handler, event)
         except _IntegrationTimeout as error:
             logger.warning("%s: %s", route_key, error)
-            await self._send(connection, self._error_frame("Endpoint request timed out", connection, request_id))
+            await self._send(
+                connection, self._error_frame("Endpoint request timed out", connection, request_id)
+            )
             return
         except Exception:
             logger.exception("handler for %s raised", route_key)
@@ -664,7 +676,9 @@ class LocalWebSocketApi:
                 data += chunk
                 if len(data) > self.max_message_bytes:
                     return self._aws_error(
-                        413, "PayloadTooLargeException", f"Message is larger than {self.max_message_bytes} bytes"
+                        413,
+                        "PayloadTooLargeException",
+                        f"Message is larger than {self.max_message_bytes} bytes",
                     )
             connection = self._connections.get(connection_id)
             if connection is None:
