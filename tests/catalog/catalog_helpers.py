@@ -87,11 +87,33 @@ def parliament_findings(statement: dict[str, Any]) -> list[tuple[str, str, Any]]
     return findings
 
 
+# The two resource shapes bedrock:InvokeModel* accepts here, exactly: a foundation model has no
+# account (and no Region for the global-profile check); a profile has both.
+_MODEL_ARN = re.compile(
+    r"^arn:(aws|aws-us-gov|aws-cn):bedrock:([a-z]{2}(-gov)?-[a-z]+-\d)?::foundation-model/[\w.:-]+$"
+)
+_PROFILE_ARN = re.compile(
+    r"^arn:(aws|aws-us-gov|aws-cn):bedrock:[a-z]{2}(-gov)?-[a-z]+-\d:\d{12}:inference-profile/[\w.:-]+$"
+)
+
+
 def _all_bedrock_model_arns(statement: dict[str, Any]) -> bool:
     resources = statement.get("Resource", [])
     resources = [resources] if isinstance(resources, str) else resources
-    return bool(resources) and all(BEDROCK_ARN.match(resource) for resource in resources)
+    return bool(resources) and all(_MODEL_ARN.match(r) or _PROFILE_ARN.match(r) for r in resources)
 
 
 def above_low(findings: list[tuple[str, str, Any]]) -> list[tuple[str, str, Any]]:
     return [finding for finding in findings if SEVERITY_RANK.get(finding[1], 99) > SEVERITY_RANK["LOW"]]
+
+
+# The one LOW finding accepted: StringEquals on bedrock:InferenceProfileArn (an ARN-typed key),
+# which is the form AWS's own Bedrock policy examples use (notes §3.2, §3.3).
+ACCEPTED_LOW = {"MISMATCHED_TYPE_BUT_USABLE"}
+
+
+def unaccepted(findings: list[tuple[str, str, Any]]) -> list[tuple[str, str, Any]]:
+    """Findings above LOW, and LOW ones other than the accepted one."""
+    return [
+        finding for finding in findings if finding in above_low(findings) or finding[0] not in ACCEPTED_LOW
+    ]
