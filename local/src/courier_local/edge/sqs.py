@@ -113,8 +113,12 @@ class LocalMoto:
 
     def client(self, service_name: str) -> Any:
         """A boto3 client for `service_name` pointed at this server, with dummy credentials."""
-        return boto3.client(
-            service_name, region_name=self.region, endpoint_url=self.endpoint_url, **DUMMY_CREDENTIALS
+        return boto3.client(  # type: ignore[call-overload]
+            service_name,
+            region_name=self.region,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
+            aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
         )
 
     def __enter__(self) -> LocalMoto:
