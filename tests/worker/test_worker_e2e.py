@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
+from courier_local.edge.sqs import LocalMoto
 from courier_shared.protocol import TurnStatus, parse_server_frame
 from courier_worker.adapters import ApiGatewayConnections
 from courier_worker.composition import Worker, build_worker
@@ -154,3 +156,61 @@ def test_a_poison_record_goes_to_the_dlq_and_the_rest_of_the_batch_completes(
         assert esm.drain(timeout=15)
     assert stack.turn(good.turn_id).status == TurnStatus.COMPLETED.value
     assert stack.dlq_bodies() == ["this is not a turn request"]
+
+
+def test_a_resuming_connection_gets_a_snapshot_then_the_rest_gap_free(
+    stack: WorkerStack, postgres_url: str, worker_engine: Engine
+) -> None:
+    answer = " ".join(f"piece{i}" for i in range(80))
+    model = ScriptedModel([{"text": answer}], delay_s=0.01)
+    stack.start_worker(make_worker(postgres_url, worker_engine, model))
+    with stack.client() as origin, stack.client() as resumer:
+        request = stack.submit("Long one", origin.connection_id)
+        while text_of(origin.turn_frames(request.turn_id)).count("piece") < 10:
+            origin.read(5)
+        resumer.websocket.send(json.dumps({"action": "resume", "turnId": str(request.turn_id)}))
+        frames = resumer.read_until_end(request.turn_id)
+        origin.read_until_end(request.turn_id)
+
+    # A client's view: the latest snapshot replaces the text; chunks at or below its seq are dropped.
+    text, last_seq = "", -1
+    for frame in frames:
+        if frame["type"] == "snapshot":
+            text, last_seq = frame["text"], frame["seq"]
+        elif frame["type"] == "chunk" and frame["seq"] > last_seq:
+            assert frame["seq"] == last_seq + 1, "a gap after the snapshot"
+            last_seq = frame["seq"]
+            if frame["chunk"]["type"] == "text-delta":
+                text += frame["chunk"]["delta"]
+    assert [f["type"] for f in frames].count("snapshot") == 2  # the stored one, then the worker's fresh one
+    assert text == answer == text_of(origin.turn_frames(request.turn_id))
+
+
+def test_a_large_answer_goes_to_s3_and_comes_back_as_history(
+    stack: WorkerStack, postgres_url: str, worker_engine: Engine, moto: LocalMoto
+) -> None:
+    bucket = f"bodies-{uuid.uuid4().hex[:8]}"
+    moto.client("s3").create_bucket(Bucket=bucket)
+    big = "long answer " * 300  # 3.6 KB
+    model = ScriptedModel([{"text": big}, {"text": "Short."}])
+    worker = make_worker(
+        postgres_url,
+        worker_engine,
+        model,
+        BODY_BUCKET=bucket,
+        S3_ENDPOINT_URL=moto.endpoint_url,
+        INLINE_TEXT_MAX_BYTES=1024,
+    )
+    stack.start_worker(worker)
+    with stack.client() as client:
+        first = stack.submit("Write a lot", client.connection_id)
+        client.read_until_end(first.turn_id)
+        second = stack.submit("And now?", client.connection_id, conversation_id=first.conversation_id)
+        client.read_until_end(second.turn_id)
+    turn = stack.turn(first.turn_id)
+    assert turn.body_ref is not None and len(turn.assistant_text.encode()) <= 1024
+    assert big.startswith(turn.assistant_text)
+    stored = moto.client("s3").get_object(Bucket=bucket, Key=turn.body_ref)["Body"].read().decode()
+    assert stored == big
+    history = model.calls[1]["messages"]
+    assert [m["content"][0]["text"] for m in history] == ["Write a lot", big, "And now?"]
