@@ -211,11 +211,13 @@ def fake_artifacts(directory: Path) -> dict[str, packaging.Artifact]:
 
 
 def run_program(
-    stack: str, config_values: Mapping[str, str], artifacts: Mapping[str, packaging.Artifact]
+    stack: str,
+    config_values: Mapping[str, str],
+    artifacts: Mapping[str, packaging.Artifact],
+    monitor: RecordingMonitor | None = None,
 ) -> Recorded:
     """Run the Courier program for `stack` with the given config; return what it declared."""
-    region = config_values["aws:region"]
-    monitor = RecordingMonitor(AwsMocks(region))
+    monitor = monitor or RecordingMonitor(AwsMocks(config_values["aws:region"]))
     pulumi_settings.ROOT.set(None)  # a fresh root Stack per run
     pulumi.runtime.set_mocks(monitor.mocks, project="courier", stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config_values), secret_keys=[])

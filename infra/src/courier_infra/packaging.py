@@ -51,7 +51,7 @@ MAX_ZIPPED_BYTES = 50 * 1024 * 1024  # Lambda: direct upload of a deployment pac
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024  # Lambda: unzipped deployment package, layers included
 ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 # Bump when the zip layout changes, so cached builds are not reused across layouts.
-PACKAGER_VERSION = "1"
+PACKAGER_VERSION = "2"
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 _SKIPPED_DIRS = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
@@ -242,14 +242,14 @@ def zip_entries(staging: Path) -> list[tuple[str, Path]]:
 
 
 def _write_zip(staging: Path, zip_path: Path) -> None:
-    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
         for name, path in zip_entries(staging):
             info = zipfile.ZipInfo(name, date_time=ZIP_TIMESTAMP)
             info.compress_type = zipfile.ZIP_DEFLATED
             mode = 0o755 if path.stat().st_mode & stat.S_IXUSR else 0o644
             info.external_attr = (stat.S_IFREG | mode) << 16
             info.create_system = 3  # Unix, whatever the build host
-            archive.writestr(info, path.read_bytes(), compresslevel=9)
+            archive.writestr(info, path.read_bytes(), compresslevel=6)
 
 
 def _describe_zip(service: str, architecture: Architecture, zip_path: Path) -> Artifact:
