@@ -45,3 +45,9 @@ bench: install
 
 clean:
 	rm -rf .venv .tools .courier .mypy_cache .ruff_cache .pytest_cache
+
+# Lambda zips for Python 3.13 on Linux, one per service, into build/ (`pulumi up` also builds them).
+ARCH ?= arm64
+.PHONY: package
+package: install
+	$(RUN) python -m courier_infra.packaging all --arch $(ARCH) --out build/
