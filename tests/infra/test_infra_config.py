@@ -13,7 +13,7 @@ def test_each_stack_file_is_valid_and_gets_its_profile_defaults() -> None:
     assert (dev.profile, prod.profile) == ("dev", "prod")
     assert (dev.nat_gateways, prod.nat_gateways) == (1, 2)
     assert (dev.db_multi_az, prod.db_multi_az) == (False, True)
-    assert (dev.db_deletion_protection, prod.db_deletion_protection) == (False, True)
+    assert (dev.deletion_protection, prod.deletion_protection) == (False, True)
     assert dev.log_retention_days < prod.log_retention_days
     assert (dev.alarm_topic, prod.alarm_topic) == (False, True)
     assert dev.architecture == prod.architecture == "arm64"

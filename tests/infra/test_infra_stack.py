@@ -254,6 +254,8 @@ def test_prod_database_is_multi_az_protected_and_backed_up(dev: Recorded, prod: 
         assert db["storageEncrypted"] is True
         assert db["manageMasterUserPassword"] is True
         assert "password" not in db
+    pools = [r.one("aws:cognito/userPool:UserPool", "auth").inputs["deletionProtection"] for r in (dev, prod)]
+    assert pools == ["INACTIVE", "ACTIVE"]
     for recorded in (dev, prod):
         parameters = recorded.one("aws:rds/parameterGroup:ParameterGroup", "database").inputs
         assert {"name": "rds.force_ssl", "value": "1"} in parameters["parameters"]

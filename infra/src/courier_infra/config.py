@@ -41,7 +41,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "nat_gateways": 1,
         "db_instance_class": "db.t4g.micro",
         "db_multi_az": False,
-        "db_deletion_protection": False,
+        "deletion_protection": False,
         "db_backup_retention_days": 1,
         "db_skip_final_snapshot": True,
         "log_retention_days": 7,
@@ -56,7 +56,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "nat_gateways": 2,
         "db_instance_class": "db.t4g.small",
         "db_multi_az": True,
-        "db_deletion_protection": True,
+        "deletion_protection": True,
         "db_backup_retention_days": 7,
         "db_skip_final_snapshot": False,
         "log_retention_days": 30,
@@ -117,7 +117,7 @@ class StackConfig(BaseModel):
     db_engine_version: str = "17"
     db_allocated_storage_gb: int = Field(default=20, ge=20, le=1000)
     db_multi_az: bool
-    db_deletion_protection: bool
+    deletion_protection: bool  # the database and the user pool
     db_backup_retention_days: int = Field(ge=1, le=35)
     db_skip_final_snapshot: bool
     db_name: str = Field(default="courier", pattern=r"^[a-z][a-z0-9_]{0,62}$")

@@ -46,7 +46,7 @@ class Auth(pulumi.ComponentResource):
                         "string_attribute_constraints": {"min_length": "1", "max_length": "64"},
                     }
                 ],
-                deletion_protection="ACTIVE" if config.profile == "prod" else "INACTIVE",
+                deletion_protection="ACTIVE" if config.deletion_protection else "INACTIVE",
                 tags={"courier:stage": config.stage},
                 opts=child,
             )

@@ -55,7 +55,7 @@ class Database(pulumi.ComponentResource):
             vpc_security_group_ids=[network.database_security_group.id],
             parameter_group_name=parameters.name,
             multi_az=config.db_multi_az,
-            deletion_protection=config.db_deletion_protection,
+            deletion_protection=config.deletion_protection,
             backup_retention_period=config.db_backup_retention_days,
             skip_final_snapshot=config.db_skip_final_snapshot,
             final_snapshot_identifier=None
