@@ -88,7 +88,7 @@ class StackOptions:
     token_rate: float = 30.0  # offline model, tokens per second
     grace_s: float = 5.0  # how long a turn keeps generating with no listener
     state_dir: Path = STATE_DIR
-    region: str = DEFAULT_REGION
+    region: str = field(default_factory=lambda: os.environ.get("AWS_REGION") or DEFAULT_REGION)
     flush_interval_ms: int = 100
     worker_concurrency: int = 4
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -309,6 +309,7 @@ def _build_gateway(store: Any, sqs: Any, queue_url: str, sqs_endpoint_url: str) 
 def _build_worker(
     options: StackOptions, store: Any, moto: Any, bucket: str, callback_url: str, *, model_id: str | None
 ) -> Callable[..., Any]:
+    from courier_worker.adapters import S3BodyStore
     from courier_worker.composition import build_worker
     from courier_worker.settings import WorkerSettings
 
@@ -318,17 +319,23 @@ def _build_worker(
         "FLUSH_INTERVAL_MS": options.flush_interval_ms,
         "BODY_BUCKET": bucket,
         "S3_ENDPOINT_URL": moto.endpoint_url,
+        "AWS_REGION": options.region,
     }
     if model_id is not None:
-        values["MODEL_ID"] = model_id
+        values["MODEL_ID"] = model_id  # real Bedrock, with the credentials of the environment
     settings = WorkerSettings.model_validate(values)
     model = None
     if model_id is None:
         from courier_local.offline_model import OfflineModel
 
         model = OfflineModel(tokens_per_second=options.token_rate)
-    worker = build_worker(settings, model=model, store=store)
-    return worker.handle  # type: ignore[no-any-return]
+    worker = build_worker(
+        settings,
+        model=model,
+        engine=store.engine,
+        bodies=S3BodyStore(bucket=bucket, client=moto.client("s3")),  # moto: dummy credentials
+    )
+    return worker.handle
 
 
 # ---------------------------------------------------------------- the page and /dev endpoints

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy.engine import make_url
 
-from courier_shared.db.engine import build_engine
-from courier_shared.settings import DatabaseSettings
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic and SQLAlchemy are imported inside the functions: every `courier` command loads this
+# module, and they take a second to import.
 
 db_app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Migrate and inspect the database (Alembic)."
@@ -42,15 +40,21 @@ def find_alembic_ini(start: Path | None = None) -> Path:
 
 
 def database_url(explicit: str | None = None) -> str:
+    from courier_shared.settings import DatabaseSettings
+
     return explicit or DatabaseSettings().resolved_url()
 
 
 def shown(url: str) -> str:
     """The URL with any password hidden, for printing."""
+    from sqlalchemy.engine import make_url
+
     return make_url(url).render_as_string(hide_password=True)
 
 
 def alembic_config(url: str, *, quiet: bool = False) -> Config:
+    from alembic.config import Config
+
     config = Config(str(find_alembic_ini()))
     config.attributes["database_url"] = url
     config.attributes["configure_logging"] = not quiet  # alembic.ini's logging prints each migration step
@@ -58,6 +62,10 @@ def alembic_config(url: str, *, quiet: bool = False) -> Config:
 
 
 def current_revision(url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    from courier_shared.db.engine import build_engine
+
     engine = build_engine(url)
     try:
         with engine.connect() as connection:
@@ -68,6 +76,8 @@ def current_revision(url: str) -> str | None:
 
 def upgrade_database(url: str, revision: str = "head", *, quiet: bool = False) -> str | None:
     """Migrate to `revision`; returns the revision the database is at afterwards."""
+    from alembic import command
+
     command.upgrade(alembic_config(url, quiet=quiet), revision)
     return current_revision(url)
 
@@ -99,6 +109,8 @@ def current(database_url_option: DatabaseUrlOption = None) -> None:
     except Exception as error:
         typer.echo(f"error: cannot read the database: {error}", err=True)
         raise typer.Exit(1) from None
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config(url, quiet=True)).get_current_head()
     note = " (head)" if at == head else f" (head is {head}: run `courier db upgrade`)"
     typer.echo(f"{at or 'none'}{note}")
@@ -107,4 +119,6 @@ def current(database_url_option: DatabaseUrlOption = None) -> None:
 @db_app.command()
 def history(database_url_option: DatabaseUrlOption = None) -> None:
     """List the migrations, newest first."""
+    from alembic import command
+
     command.history(alembic_config(database_url(database_url_option), quiet=True), verbose=False)
