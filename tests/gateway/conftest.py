@@ -24,6 +24,7 @@ from courier_gateway.settings import GatewaySettings
 from courier_shared.db.models import Connection, Conversation, ToolInvocation, Turn, TurnListener
 from courier_shared.db.store import ChatStore, Owner
 from courier_shared.queue import TurnRequest
+from courier_shared.routes import select_route
 
 
 @pytest.fixture(autouse=True)
@@ -117,10 +118,10 @@ class Client:
         """Send a raw frame; returns the Lambda response (statusCode + body)."""
         if route_key is None:
             try:
-                action = json.loads(body).get("action")
-            except (ValueError, AttributeError):
-                action = None
-            route_key = action if action in ROUTE_ACTIONS else "$default"
+                document = json.loads(body)
+            except ValueError:
+                document = None
+            route_key = select_route(document.get("action") if isinstance(document, dict) else None)
         event = {
             "requestContext": {**self._context(route_key, "MESSAGE"), "messageId": uuid.uuid4().hex},
             "body": body,
@@ -138,9 +139,6 @@ class Client:
     def send_message(self, text: str = "Hello", **fields: Any) -> dict[str, Any]:
         frame = {"action": "sendMessage", "clientMessageId": str(uuid.uuid4()), "text": text, **fields}
         return self.send({key: value for key, value in frame.items() if value is not None})
-
-
-ROUTE_ACTIONS = {"sendMessage", "cancel", "resume", "getHistory", "listConversations", "ping"}
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from courier_shared.db.store import Owner, TurnOutcome
+from courier_shared.db.store import TurnOutcome
 from courier_shared.protocol import TurnStatus, parse_server_frame
 
 from .conftest import Client, GatewayHarness, make_owner
