@@ -418,7 +418,7 @@ function footer(status, model, metadata, errorText) {
   else if (STATUS_WORDS[status]) parts.push(STATUS_WORDS[status]);
   if (model) parts.push(model);
   const usage = metadata && metadata.usage;
-  if (usage) parts.push(`${usage.inputTokens} in / ${usage.outputTokens} out tokens`);
+  if (usage && (usage.inputTokens || usage.outputTokens)) parts.push(`${usage.inputTokens} in / ${usage.outputTokens} out tokens`);
   if (metadata && metadata.timeToFirstTokenMs != null) parts.push(`first token ${metadata.timeToFirstTokenMs} ms`);
   if (metadata && metadata.latencyMs != null) parts.push(`${(metadata.latencyMs / 1000).toFixed(1)} s`);
   foot.textContent = parts.join(" · ");
