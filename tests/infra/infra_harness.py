@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import runpy
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,12 +238,26 @@ def run_program(
             )
         )
 
-    pulumi_settings.SETTINGS.rpc_manager.clear()
-    pulumi_settings.SETTINGS.outputs.clear()
-    _sync_await(run_pulumi_func(program))
+    _run(program)
     recorded = Recorded(config=built[0].config, stack=built[0])
     recorded.resources = dict(monitor.declared)
     return recorded
+
+
+def _run(program: Callable[[], None]) -> None:
+    pulumi_settings.SETTINGS.rpc_manager.clear()
+    pulumi_settings.SETTINGS.outputs.clear()
+    _sync_await(run_pulumi_func(program))
+
+
+def run_entry_point(stack: str, config_values: Mapping[str, str]) -> RecordingMonitor:
+    """Run infra/__main__.py itself, as `pulumi up` would, under the mocks."""
+    monitor = RecordingMonitor(AwsMocks(config_values["aws:region"]))
+    pulumi_settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(monitor.mocks, project="courier", stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(dict(config_values), secret_keys=[])
+    _run(lambda: runpy.run_path(str(ROOT / "infra" / "__main__.py"), run_name="__main__") and None)
+    return monitor
 
 
 def config_for(stack: str, **overrides: str) -> dict[str, str]:

@@ -436,3 +436,19 @@ def test_rds_proxy_option_switches_functions_to_iam_auth(artifacts: Any) -> None
         == f"arn:aws:rds-db:eu-west-1:{ACCOUNT}:dbuser:prx-0123456789abcdef0/courier_admin"
     )
     assert "ReadDatabaseSecret" not in by_sid(policy(recorded, "worker"))
+
+
+def test_the_entry_point_builds_with_the_real_migrations_hash(
+    artifacts: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from infra_harness import run_entry_point, stack_file_config
+
+    from courier_infra import stack as stack_module
+
+    monkeypatch.setattr(stack_module, "default_builder", lambda: lambda service, arch: artifacts[service])
+    monitor = run_entry_point("prod", stack_file_config("prod"))
+    invocation = next(d for d in monitor.declared.values() if d.type == "aws:lambda/invocation:Invocation")
+    assert invocation.inputs["triggers"] == {"migrations": stack_module.migrations_hash()}
+    assert len(stack_module.migrations_hash()) == 64
+    functions = [d for d in monitor.declared.values() if d.type == FUNCTION]
+    assert {f.name for f in functions} == {"authorizer", "gateway", "worker", "migrator"}
