@@ -28,8 +28,25 @@ lint: install
 typecheck: install
 	$(RUN) mypy shared/src services/authorizer/src services/gateway/src services/worker/src services/migrator/src
 
-pytest: install
+pytest: install browser-deps
 	$(RUN) python -m pytest
+
+# The browser tests drive Debian's Chromium at /usr/bin/chromium (never `playwright install`).
+# Installed here with apt-get when missing; where apt-get is unavailable the browser tests skip,
+# except with CI=true, where a missing browser fails.
+CHROMIUM := /usr/bin/chromium
+browser-deps:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		if command -v apt-get >/dev/null 2>&1; then \
+			echo "Installing Chromium for the browser tests (apt-get install chromium)..."; \
+			SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+			$$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium || exit 1; \
+		elif [ "$(CI)" = "true" ]; then \
+			echo "CI=true and $(CHROMIUM) is missing, and apt-get is not available" >&2; exit 1; \
+		else \
+			echo "warning: $(CHROMIUM) is missing and apt-get is not available: the browser tests will skip"; \
+		fi; \
+	fi
 
 test: lint typecheck pytest
 
