@@ -79,7 +79,7 @@ def test_posts_up_to_128_kb_are_delivered_and_larger_ones_are_payload_too_large(
 
 
 def test_posts_count_as_activity_for_the_idle_timeout(start_gateway: Callable[..., Harness]) -> None:
-    harness = start_gateway(idle_timeout_s=0.5)
+    harness = start_gateway(idle_timeout_s=0.6)
     client = harness.management_client()
     with harness.connect() as ws:
         connection_id = harness.connection_id_of_last_connect()

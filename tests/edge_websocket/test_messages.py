@@ -100,7 +100,7 @@ def test_a_slow_handler_blocks_neither_the_connection_nor_other_connections(harn
         assert json.loads(other_client.recv(timeout=5))["route"] == "ping"
         slow_client.send(json.dumps({"action": "ping"}))
         assert json.loads(slow_client.recv(timeout=5))["route"] == "ping"  # overtakes the slow one
-        assert time.monotonic() - started < 0.5
+        assert time.monotonic() - started < 0.9
         assert json.loads(slow_client.recv(timeout=5))["route"] == "sendMessage"
 
 
@@ -137,8 +137,9 @@ def test_a_message_up_to_128_kb_may_arrive_in_32_kb_frames_and_one_beyond_closes
         assert json.loads(ws.recv(timeout=5))["body"] == body
 
         too_big = json.dumps({"action": "ping", "pad": "z" * (128 * 1024)})
-        ws.send([too_big[i : i + frame_size] for i in range(0, len(too_big), frame_size)])
-        assert closed_code(lambda: ws.recv(timeout=5)) == 1009
+        chunks = [too_big[i : i + frame_size] for i in range(0, len(too_big), frame_size)]
+        # The gateway closes as soon as the message passes 128 KB, possibly while frames still go out.
+        assert closed_code(lambda: (ws.send(chunks), ws.recv(timeout=5))) == 1009
     assert len(harness.gateway.events_for("ping")) == 1
 
 
@@ -163,7 +164,7 @@ def test_an_idle_connection_is_closed_and_disconnect_is_reported(
 def test_activity_defers_the_idle_timeout_but_not_the_maximum_duration(
     start_gateway: Callable[..., Harness],
 ) -> None:
-    harness = start_gateway(idle_timeout_s=0.5, max_connection_s=1.2)
+    harness = start_gateway(idle_timeout_s=0.6, max_connection_s=1.2)
     with harness.connect() as ws:
         started = time.monotonic()
         with pytest.raises(ConnectionClosed) as closed:
@@ -180,7 +181,7 @@ def test_activity_defers_the_idle_timeout_but_not_the_maximum_duration(
 def test_a_client_close_invokes_disconnect_with_its_code(harness: Harness) -> None:
     with harness.connect() as ws:
         connection_id = harness.connection_id_of_last_connect()
-        assert harness.api.connection_ids() == [connection_id]
+        assert harness.api.connection_ids() == [connection_id]  # registered before the 101
         ws.close(code=4000, reason="bye")
     wait_until(lambda: len(harness.gateway.events_for("$disconnect")) == 1)
     context = harness.gateway.events_for("$disconnect")[0]["requestContext"]

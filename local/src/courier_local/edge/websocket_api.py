@@ -128,6 +128,7 @@ class _Connection:
     last_active_monotonic: float = field(default_factory=time.monotonic)
     last_active_at: float = field(default_factory=time.time)
     closing: bool = False
+    accepted: anyio.Event = field(default_factory=anyio.Event)
 
     def touch(self) -> None:
         self.last_active_monotonic = time.monotonic()
@@ -528,7 +529,6 @@ class LocalWebSocketApi:
             logger.warning(
                 "the client offered subprotocols %s but $connect answered none: browsers will fail", offered
             )
-        await websocket.accept(subprotocol=subprotocol)
         connection = _Connection(
             connection_id=connection_id,
             websocket=websocket,
@@ -538,7 +538,17 @@ class LocalWebSocketApi:
             connected_at_ms=connected_at_ms,
             authorizer=authorizer,
         )
+        # Registered before the 101 goes out, so a client that sees its upgrade answered can be
+        # posted to at once; sends wait for `accepted`.
         self._connections[connection_id] = connection
+        try:
+            await websocket.accept(subprotocol=subprotocol)
+        except BaseException:
+            self._connections.pop(connection_id, None)
+            connection.closing = True
+            raise
+        finally:
+            connection.accepted.set()
         self._emit(EdgeEvent("connect", connection_id, "$connect"))
         code, reason = CLOSE_NO_STATUS, ""
         try:
@@ -546,8 +556,8 @@ class LocalWebSocketApi:
                 code, reason = await self._receive_loop(connection, task_group)
         finally:
             self._connections.pop(connection_id, None)
-            # Best effort, like AWS; shielded so a server shutdown still reports the disconnect.
-            with anyio.move_on_after(self.integration_timeout_s, shield=True):
+            # Best effort, like AWS; shielded (briefly) so a server shutdown still reports it.
+            with anyio.move_on_after(min(self.integration_timeout_s, 5.0), shield=True):
                 await self._disconnect(connection, code, reason)
 
     async def _receive_loop(self, connection: _Connection, task_group: TaskGroup) -> tuple[int, str]:
@@ -593,6 +603,7 @@ class LocalWebSocketApi:
 
     async def _send(self, connection: _Connection, data: str | bytes) -> bool:
         """Send one message; False when the socket is already closed."""
+        await connection.accepted.wait()
         if connection.closing:
             return False
         try:

@@ -1,0 +1,51 @@
+"""`serve`: a real uvicorn in a background thread on a free port, stopped cleanly by the caller."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Callable
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from websockets.exceptions import ConnectionClosed
+
+from courier_local.edge import serve
+
+from .conftest import Harness, wait_until
+
+
+def test_serve_runs_any_asgi_app_on_a_free_port_and_stops() -> None:
+    async def hello(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("hello")
+
+    app = Starlette(routes=[Route("/hello", hello)])
+    with serve(app) as first, serve(app) as second:
+        assert first.port != second.port
+        with urllib.request.urlopen(f"{first.base_url}/hello", timeout=5) as response:
+            assert response.read() == b"hello"
+        with pytest.raises(AttributeError):
+            _ = first.callback_url  # no stage: not a WebSocket API
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{first.base_url}/hello", timeout=1)
+
+
+def test_stopping_with_open_connections_closes_them_and_reports_disconnect(
+    start_gateway: Callable[..., Harness],
+) -> None:
+    harness = start_gateway()
+    ws = harness.connect()
+    ws.send(json.dumps({"action": "ping"}))
+    ws.recv(timeout=5)
+    started = time.monotonic()
+    harness.server.stop()
+    assert time.monotonic() - started < 5
+    with pytest.raises(ConnectionClosed):
+        ws.recv(timeout=5)
+    ws.close()
+    wait_until(lambda: len(harness.gateway.events_for("$disconnect")) == 1)
+    assert harness.gateway.events_for("$disconnect")[0]["requestContext"]["disconnectStatusCode"] == 1012
