@@ -17,7 +17,7 @@ from courier_authorizer.composition import build_authorizer
 from courier_authorizer.settings import AuthorizerSettings
 from courier_local.dev_issuer import DevIssuer
 
-from .conftest import ISSUER_AUDIENCE, LocalIssuer, connect_event, new_rsa_key
+from .issuer import ISSUER_AUDIENCE, LocalIssuer, connect_event, new_rsa_key
 
 
 def build(log: io.StringIO | None = None, **settings: Any) -> Authorizer:

@@ -158,7 +158,7 @@ def make_owner(tenant: str = "acme") -> Owner:
 
 
 def gateway_settings(**overrides: Any) -> GatewaySettings:
-    return GatewaySettings(TURN_QUEUE_URL="https://sqs.invalid/turns.fifo", **overrides)
+    return GatewaySettings.model_validate({"TURN_QUEUE_URL": "https://sqs.invalid/turns.fifo", **overrides})
 
 
 @pytest.fixture
