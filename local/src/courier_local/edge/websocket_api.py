@@ -322,7 +322,7 @@ class LocalWebSocketApi:
     def _method_arn(self) -> str:
         return f"arn:aws:execute-api:{self.region}:{self.account_id}:{self.api_id}/{self.stage}/$connect"
 
-    def authorizer_event(
+    def _authorizer_event(
         self, upgrade: _Upgrade, connection_id: str, connected_at_ms: int, identity: dict[str, str]
     ) -> dict[str, Any]:
         return {
@@ -444,7 +444,7 @@ class LocalWebSocketApi:
         """Run the authorizer; return `{principalId, **context}`, or raise `_Refused`."""
         if self._authorizer is None:
             return None
-        event = self.authorizer_event(upgrade, connection_id, connected_at_ms, identity)
+        event = self._authorizer_event(upgrade, connection_id, connected_at_ms, identity)
         try:
             result = await self._invoke(Function.AUTHORIZER, self._authorizer, event)
         except _IntegrationTimeout as error:
