@@ -57,13 +57,24 @@ def state_file(state_dir: Path = STATE_DIR) -> Path:
 
 
 def read_stack_info(state_dir: Path | None = None) -> StackInfo | None:
-    """The running stack's info, or None when there is no state file or its process is gone."""
-    path = state_file(state_dir or Path(os.environ.get("COURIER_STATE_DIR", STATE_DIR)))
-    try:
-        info = StackInfo(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
-        return None
-    return info if _process_alive(info.pid) else None
+    """The running stack's info, or None when there is no state file or its process is gone.
+
+    Without `state_dir`, looks for .courier/dev.json in the working directory and its parents, so
+    `courier chat` finds the stack from anywhere inside the repository.
+    """
+    if state_dir is not None:
+        candidates = [state_file(state_dir)]
+    else:
+        here = Path.cwd()
+        candidates = [state_file(folder / STATE_DIR) for folder in (here, *here.parents)]
+    for path in candidates:
+        try:
+            info = StackInfo(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            continue
+        if _process_alive(info.pid):
+            return info
+    return None
 
 
 def _process_alive(pid: int) -> bool:
@@ -303,7 +314,7 @@ def _build_gateway(store: Any, sqs: Any, queue_url: str, sqs_endpoint_url: str) 
         {"TURN_QUEUE_URL": queue_url, "SQS_ENDPOINT_URL": sqs_endpoint_url}
     )
     gateway = build_gateway(settings, store=store, queue=SqsTurnQueue(sqs, queue_url))
-    return gateway.handle  # type: ignore[no-any-return]
+    return gateway.handle
 
 
 def _build_worker(
