@@ -242,7 +242,17 @@ class LocalStack:
             wait_time_s=0.5,
             function_timeout_s=900,
         ).start()
-        self._stops.append(("worker", self.esm.stop))
+        # Stopped after the web server (so before it in this list): closing the sockets first lets an
+        # answer in progress see its listeners gone and end as `interrupted` within the grace period.
+        esm = self.esm
+        worker_stop_s = options.grace_s + 5.0
+
+        def stop_worker() -> None:
+            if getattr(esm, "_batches_in_flight", 0):  # the poller's count of batches being handled
+                self.progress(f"Letting answers in progress end (up to {worker_stop_s:.0f} s)…")
+            esm.stop(timeout=worker_stop_s)
+
+        self._stops.insert(len(self._stops) - 1, ("worker", stop_worker))
 
         ws_url = server.ws_url
         self.info = StackInfo(
