@@ -237,6 +237,18 @@ def test_open_turns_are_limited_per_user(make_harness: Any) -> None:
     assert client.send_message("2")["type"] == "ack"
 
 
+def test_a_turn_stuck_open_stops_counting_after_the_window(make_harness: Any) -> None:
+    harness = make_harness(MAX_OPEN_TURNS=1, OPEN_TURN_WINDOW_S=600)
+    client = harness.client(make_owner())
+    assert client.send_message("lost in a dead-letter queue")["type"] == "ack"
+    harness.clock.advance(599)
+    assert client.send_message("still blocked")["code"] == "rate_limited"
+
+    harness.clock.advance(2)
+
+    assert client.send_message("unblocked")["type"] == "ack"
+
+
 def test_cancel_acks_and_cancels_a_queued_turn(harness: GatewayHarness) -> None:
     owner = make_owner()
     client = harness.client(owner)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aws_lambda_powertools import Logger
 
@@ -39,6 +39,7 @@ def build_gateway(
         max_frame_bytes=settings.max_frame_bytes,
         send_rate_per_minute=settings.send_rate_per_minute,
         max_open_turns=settings.max_open_turns,
+        open_turn_window=timedelta(seconds=settings.open_turn_window_s),
     )
     return Gateway(store, queue, limits, clock=clock, logger=logger or Logger(service="courier-gateway"))
 

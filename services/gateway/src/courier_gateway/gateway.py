@@ -60,6 +60,7 @@ class GatewayLimits:
     max_frame_bytes: int
     send_rate_per_minute: int
     max_open_turns: int
+    open_turn_window: timedelta = timedelta(minutes=15)
 
 
 class FrameError(Exception):
@@ -278,7 +279,7 @@ class Gateway:
 
     def _check_limits(self, repo: ChatRepository, owner: Owner, now: datetime) -> None:
         # Both are "wait, then send again" conditions, so both answer rate_limited with retryable=true.
-        open_turns = repo.count_open_turns(owner)
+        open_turns = repo.count_open_turns_since(owner, now - self._limits.open_turn_window)
         if open_turns >= self._limits.max_open_turns:
             raise FrameError(
                 ErrorCode.RATE_LIMITED,

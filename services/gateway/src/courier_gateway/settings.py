@@ -18,3 +18,6 @@ class GatewaySettings(DatabaseSettings):
     send_rate_per_minute: int = Field(default=20, ge=1, alias="SEND_RATE_PER_MINUTE")
     # Answers a user may have queued or streaming at once.
     max_open_turns: int = Field(default=3, ge=1, alias="MAX_OPEN_TURNS")
+    # A turn still open this long after it was sent is presumed stuck (e.g. dead-lettered) and stops
+    # counting against MAX_OPEN_TURNS, so one lost turn cannot lock a user out for good.
+    open_turn_window_s: int = Field(default=900, ge=60, alias="OPEN_TURN_WINDOW_S")

@@ -267,6 +267,22 @@ class ChatRepository:
             or 0
         )
 
+    def count_open_turns_since(self, owner: Owner, since: datetime) -> int:
+        """Queued or streaming turns created at or after `since` (older open turns are presumed stuck)."""
+        return (
+            self._session.scalar(
+                select(func.count())
+                .select_from(Turn)
+                .where(
+                    Turn.tenant_id == owner.tenant_id,
+                    Turn.user_id == owner.user_id,
+                    Turn.status.in_(OPEN_STATUSES),
+                    Turn.created_at >= since,
+                )
+            )
+            or 0
+        )
+
     def add_listener(self, owner: Owner, turn_id: uuid.UUID, connection_id: str) -> Turn | None:
         """Make the connection a listener of the owner's turn. Returns the turn, or None if not theirs."""
         turn = self.find_turn(owner, turn_id)
