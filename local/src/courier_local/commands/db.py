@@ -5,6 +5,7 @@ The URL is --database-url, else DATABASE_URL, else the embedded SQLite file unde
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -55,7 +56,7 @@ def shown(url: str) -> str:
 def alembic_config(url: str, *, quiet: bool = False) -> Config:
     from alembic.config import Config
 
-    config = Config(str(find_alembic_ini()))
+    config = Config(str(find_alembic_ini()), stdout=sys.stdout)  # the current stdout, not import time's
     config.attributes["database_url"] = url
     config.attributes["configure_logging"] = not quiet  # alembic.ini's logging prints each migration step
     return config
