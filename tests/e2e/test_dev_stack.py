@@ -174,14 +174,26 @@ def test_courier_chat_exit_codes_for_unreachable_and_refused(dev_stack: DevStack
     assert refused.returncode == 4, refused.stderr
 
 
-def test_shutdown_is_clean_on_postgres(tmp_path: Path, postgres_database_factory: Callable[[], str]) -> None:
-    """A second stack, on a fresh Postgres database: a turn works, then Ctrl-C exits 0 and frees the port."""
+def test_postgres_and_local_bedrock_then_a_clean_shutdown(
+    tmp_path: Path, postgres_database_factory: Callable[[], str]
+) -> None:
+    """A second stack: a fresh Postgres database and Strands' BedrockModel over botocore against the
+    local ConverseStream endpoint. A turn works; then Ctrl-C exits 0, frees the port, removes dev.json."""
     url = postgres_database_factory()
-    stack = start_dev_stack(tmp_path / "pg", "--database-url", url, "--token-rate", "200")
+    stack = start_dev_stack(
+        tmp_path / "pg",
+        "--database-url",
+        url,
+        "--model",
+        "local-bedrock:claude-haiku-4-5",
+        "--token-rate",
+        "200",
+    )
     try:
-        assert stack.ready_s < 15
+        assert stack.ready_s < 15, f"ready after {stack.ready_s:.1f} s"
         done = stack.chat("hello postgres", "--user", user())
         assert done.returncode == 0, done.stderr + stack.logs()
+        assert "Hello from local Bedrock." in done.stdout
     finally:
         code = stack.stop()
     assert code == 0, stack.logs()

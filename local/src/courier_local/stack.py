@@ -106,12 +106,20 @@ class StackOptions:
 
     @property
     def bedrock_model_id(self) -> str | None:
+        """The Bedrock model id for `bedrock:<id>` and `local-bedrock:<id>`; None for the offline model."""
         if self.model == "offline":
             return None
         prefix, _, model_id = self.model.partition(":")
-        if prefix != "bedrock" or not model_id:
-            raise ValueError(f"--model must be 'offline' or 'bedrock:<model id>', not {self.model!r}")
+        if prefix not in ("bedrock", "local-bedrock") or not model_id:
+            raise ValueError(
+                "--model must be 'offline', 'bedrock:<model id>' (real Bedrock) or "
+                f"'local-bedrock:<model id>' (the local ConverseStream endpoint), not {self.model!r}"
+            )
         return model_id
+
+    @property
+    def uses_real_aws(self) -> bool:
+        return self.model.startswith("bedrock:")
 
 
 class StackError(Exception):
@@ -161,7 +169,7 @@ class LocalStack:
                 f"A Courier stack is already running here (pid {existing.pid}, {existing.page_url}). "
                 "Stop it first, or use another working directory."
             )
-        self._configure_aws(model_id)
+        self._configure_aws(model_id if options.uses_real_aws else None)
 
         # 1. The database, migrated to head.
         from courier_local.commands.db import shown, upgrade_database
@@ -232,7 +240,23 @@ class LocalStack:
         self._step("Starting the worker")
         from courier_local.edge.sqs import EventSourceMapping
 
-        worker_handler = _build_worker(options, store, moto, bucket, server.callback_url, model_id=model_id)
+        bedrock_endpoint_url = None
+        if model_id is not None and not options.uses_real_aws:
+            # botocore and Strands' BedrockModel, unchanged, against a local ConverseStream endpoint.
+            from courier_local.edge.bedrock import LocalBedrock
+
+            bedrock = LocalBedrock(tokens_per_second=options.token_rate, region=options.region).start()
+            self._stops.append(("local Bedrock", bedrock.stop))
+            bedrock_endpoint_url = bedrock.endpoint_url
+        worker_handler = _build_worker(
+            options,
+            store,
+            moto,
+            bucket,
+            server.callback_url,
+            model_id=model_id,
+            bedrock_endpoint_url=bedrock_endpoint_url,
+        )
         self.esm = EventSourceMapping(
             sqs,
             queues.queue_url,
@@ -328,7 +352,14 @@ def _build_gateway(store: Any, sqs: Any, queue_url: str, sqs_endpoint_url: str) 
 
 
 def _build_worker(
-    options: StackOptions, store: Any, moto: Any, bucket: str, callback_url: str, *, model_id: str | None
+    options: StackOptions,
+    store: Any,
+    moto: Any,
+    bucket: str,
+    callback_url: str,
+    *,
+    model_id: str | None,
+    bedrock_endpoint_url: str | None = None,
 ) -> Callable[..., Any]:
     from courier_worker.adapters import S3BodyStore
     from courier_worker.composition import build_worker
@@ -343,7 +374,9 @@ def _build_worker(
         "AWS_REGION": options.region,
     }
     if model_id is not None:
-        values["MODEL_ID"] = model_id  # real Bedrock, with the credentials of the environment
+        values["MODEL_ID"] = model_id  # real Bedrock with the environment's credentials, or the local one
+    if bedrock_endpoint_url is not None:
+        values["BEDROCK_ENDPOINT_URL"] = bedrock_endpoint_url
     settings = WorkerSettings.model_validate(values)
     model = None
     if model_id is None:

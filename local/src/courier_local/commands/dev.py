@@ -48,11 +48,12 @@ def dev(
     model: Annotated[
         str,
         typer.Option(
-            help="'offline' (no AWS needed) or 'bedrock:<model id>' (real Bedrock, your credentials)."
+            help="'offline' (no AWS needed), 'bedrock:<model>' (real Bedrock with your AWS credentials), "
+            "or 'local-bedrock:<model>' (the real BedrockModel against a local ConverseStream endpoint)."
         ),
     ] = "offline",
     token_rate: Annotated[
-        float, typer.Option(min=1, help="Offline model speed, in tokens per second.")
+        float, typer.Option(min=1, help="Speed of the offline or local-bedrock model, in tokens per second.")
     ] = 30.0,
     grace: Annotated[
         float, typer.Option(min=0, help="Seconds a turn keeps generating after its last listener left.")
