@@ -77,6 +77,12 @@ def test_the_page_streams_an_answer_stops_one_and_shows_history_after_a_reload(
             "the stored partial answer differs from what was shown"
         )
         page.screenshot(path=str(output_dir / "after-reload.png"))
+
+        # New conversation clears the view; picking the listed one brings its history back.
+        page.get_by_test_id("new-conversation").click()
+        expect(page.get_by_test_id("assistant")).to_have_count(0)
+        page.get_by_test_id("conversations").locator("a").first.click()
+        expect(page.get_by_test_id("assistant")).to_have_count(2, timeout=10_000)
         assert not errors, f"JavaScript errors on the page: {errors}"
     finally:
         page.screenshot(path=str(output_dir / "last.png"))
