@@ -8,6 +8,8 @@ dependencies, so tests can assert on wiring and ordering.
 
 from __future__ import annotations
 
+import asyncio
+
 import hashlib
 import json
 import runpy
@@ -219,6 +221,8 @@ def run_program(
 ) -> Recorded:
     """Run the Courier program for `stack` with the given config; return what it declared."""
     monitor = monitor or RecordingMonitor(AwsMocks(config_values["aws:region"]))
+    # Pulumi's runtime needs a current event loop; an earlier async test may have cleared it.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi_settings.ROOT.set(None)  # a fresh root Stack per run
     pulumi.runtime.set_mocks(monitor.mocks, project="courier", stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config_values), secret_keys=[])
