@@ -9,7 +9,6 @@ dependencies, so tests can assert on wiring and ordering.
 from __future__ import annotations
 
 import asyncio
-
 import hashlib
 import json
 import runpy
