@@ -147,6 +147,12 @@ def build_worker(
     """Build everything a container reuses: the model, the boto3 clients, the database engine."""
     if engine is None:
         engine = build_engine(resolve_database_url(settings), pool_size=settings.db_pool_size)
+    if connections is None:
+        connections = ApiGatewayConnections(region_name=settings.aws_region)
+        if settings.connections_endpoint_url is not None:
+            connections.client(
+                settings.connections_endpoint_url
+            )  # ~40 ms: at cold start, not on a first token
     runner = TurnRunner(
         settings=settings,
         store=ChatStore(engine),

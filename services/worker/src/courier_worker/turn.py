@@ -19,7 +19,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from strands import Agent
-from strands.hooks import AfterToolCallEvent, BeforeToolCallEvent, HookProvider, HookRegistry
+from strands.hooks import (
+    AfterToolCallEvent,
+    BeforeModelCallEvent,
+    BeforeToolCallEvent,
+    HookProvider,
+    HookRegistry,
+)
 from strands.models import Model
 from strands.types.content import Message
 from strands.types.exceptions import (
@@ -320,7 +326,7 @@ class _TurnExecution:
             messages=[dict(m) for m in started.history],  # type: ignore[misc]  # strands mutates the list
             system_prompt=self.settings.system_prompt,
             tools=self.runner.tools.agent_tools(),  # type: ignore[arg-type]
-            hooks=[_ToolChunks(self)],
+            hooks=[_ChunkHooks(self)],
             callback_handler=None,
             retry_strategy=model_retry_strategy(self.settings),
             name="courier",
@@ -372,12 +378,15 @@ class _TurnExecution:
         assert publisher is not None
         if not isinstance(event, dict):
             return
-        if "messageStart" in event:
-            self._close_step()
-            publisher.emit(StartStepPart())
-            self.step_open = True
-        elif "contentBlockStop" in event or "messageStop" in event:
+        if "contentBlockStop" in event or "messageStop" in event:
             self._close_text()
+
+    def open_step(self) -> None:
+        """A model call begins: start-step goes out now, while the model works on its first token."""
+        self._close_step()
+        if self.publisher is not None:
+            self.publisher.emit(StartStepPart())
+            self.step_open = True
 
     def _close_text(self) -> None:
         if self.text_id is not None and self.publisher is not None:
@@ -601,15 +610,20 @@ class _TurnExecution:
         self.report.duration_ms = latency_ms
 
 
-class _ToolChunks(HookProvider):
-    """Tool calls → tool-input-available, data-tool-status, tool-output-available; rows for the end write."""
+class _ChunkHooks(HookProvider):
+    """Model calls → start-step; tool calls → tool-input-available, data-tool-status,
+    tool-output-available and the tool_invocations rows of the end write."""
 
     def __init__(self, execution: _TurnExecution) -> None:
         self._execution = execution
 
     def register_hooks(self, registry: HookRegistry, **kwargs: Any) -> None:
+        registry.add_callback(BeforeModelCallEvent, self.before_model)
         registry.add_callback(BeforeToolCallEvent, self.before_tool)
         registry.add_callback(AfterToolCallEvent, self.after_tool)
+
+    def before_model(self, event: BeforeModelCallEvent) -> None:
+        self._execution.open_step()
 
     def before_tool(self, event: BeforeToolCallEvent) -> None:
         execution = self._execution
