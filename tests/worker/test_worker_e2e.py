@@ -10,11 +10,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
+from strands import tool
 
 from courier_local.edge.sqs import LocalMoto
+from courier_local.offline_model import OfflineModel
 from courier_shared.protocol import TurnStatus, parse_server_frame
 from courier_worker.adapters import ApiGatewayConnections
 from courier_worker.composition import Worker, build_worker
+from courier_worker.tools import CourierTool, ToolRegistry
 
 from .scripted_model import ScriptedModel, words
 from .stack import WorkerStack, chunks, text_of, worker_settings
@@ -214,3 +217,117 @@ def test_a_large_answer_goes_to_s3_and_comes_back_as_history(
     assert stored == big
     history = model.calls[1]["messages"]
     assert [m["content"][0]["text"] for m in history] == ["Write a lot", big, "And now?"]
+
+
+def test_the_offline_model_answers_with_a_tool_call_end_to_end(
+    stack: WorkerStack, postgres_url: str, worker_engine: Engine
+) -> None:
+    model = OfflineModel(tokens_per_second=500)
+    stack.start_worker(make_worker(postgres_url, worker_engine, model))
+    with stack.client() as client:
+        request = stack.submit("What is the time in Europe/Paris?", client.connection_id)
+        frames = client.read_until_end(request.turn_id)
+
+    parts = [f["chunk"] for f in chunks(frames)]
+    kinds = [p["type"] for p in parts]
+    assert kinds[0] == "start" and kinds[-1] == "finish"
+    assert [f["seq"] for f in chunks(frames)] == list(range(len(parts)))
+    tool_input = next(p for p in parts if p["type"] == "tool-input-available")
+    assert (tool_input["toolName"], tool_input["input"]) == ("current_time", {"time_zone": "Europe/Paris"})
+    status = next(p for p in parts if p["type"] == "data-tool-status")
+    assert status["data"]["summary"] == "Checking the time in Europe/Paris…"
+    output = next(p for p in parts if p["type"] == "tool-output-available")["output"]
+    assert output["timeZone"] == "Europe/Paris"
+    text = text_of(frames)
+    assert text.startswith("Let me check the time in Europe/Paris. ")
+    assert len(text) > len("Let me check the time in Europe/Paris. ")  # the answer after the tool
+
+    turn = stack.turn(request.turn_id)
+    assert (turn.status, turn.model_id, turn.assistant_text) == (
+        TurnStatus.COMPLETED.value,
+        "courier-offline",
+        text,
+    )
+    assert turn.output_tokens and turn.input_tokens and turn.time_to_first_token_ms is not None
+    finish = parts[-1]["messageMetadata"]
+    assert finish["usage"] == {"inputTokens": turn.input_tokens, "outputTokens": turn.output_tokens}
+    [row] = stack.tool_invocations(request.turn_id)
+    assert (row.tool_name, row.input, row.status) == (
+        "current_time",
+        {"time_zone": "Europe/Paris"},
+        "success",
+    )
+
+
+def test_a_crashing_tool_fails_the_turn_with_an_error_chunk(
+    stack: WorkerStack, postgres_url: str, worker_engine: Engine
+) -> None:
+    @tool
+    def broken(query: str) -> str:
+        """A tool with a bug.
+
+        Args:
+            query: Anything.
+        """
+        raise RuntimeError("database password is hunter2")  # must never reach the client
+
+    model = ScriptedModel(
+        [
+            {"text": "Trying. ", "tool": {"name": "broken", "input": {"query": "x"}, "id": "b1"}},
+            {"text": "Never."},
+        ]
+    )
+    worker = build_worker(
+        worker_settings(postgres_url),
+        model=model,
+        connections=ApiGatewayConnections(region_name="us-east-1"),
+        engine=worker_engine,
+        tools=ToolRegistry([CourierTool(tool=broken, summarize=lambda _: "Trying the broken tool…")]),
+    )
+    esm = stack.start_worker(worker)
+    with stack.client() as client:
+        request = stack.submit("Break", client.connection_id)
+        frames = client.read_until_end(request.turn_id)
+    assert esm.drain(timeout=10)
+    last = chunks(frames)[-1]["chunk"]
+    assert last == {
+        "type": "error",
+        "errorText": "A tool failed while preparing the answer. Please try again.",
+    }
+    assert "hunter2" not in json.dumps(frames)
+    turn = stack.turn(request.turn_id)
+    assert (turn.status, turn.error_code, turn.assistant_text) == (
+        TurnStatus.FAILED.value,
+        "tool_failed",
+        "Trying. ",
+    )
+    assert len(model.calls) == 1  # the loop stopped; the model was not asked again
+    [row] = stack.tool_invocations(request.turn_id)
+    assert row.status == "crashed"
+    assert stack.dlq_bodies() == []
+
+
+def test_an_unknown_time_zone_is_reported_to_the_model_and_the_turn_goes_on(
+    stack: WorkerStack, postgres_url: str, worker_engine: Engine
+) -> None:
+    model = ScriptedModel(
+        [
+            {
+                "text": "",
+                "tool": {"name": "current_time", "input": {"time_zone": "Mars/Olympus"}, "id": "z1"},
+            },
+            {"text": "Sorry, I do not know that zone."},
+        ]
+    )
+    stack.start_worker(make_worker(postgres_url, worker_engine, model))
+    with stack.client() as client:
+        request = stack.submit("Time on Mars?", client.connection_id)
+        frames = client.read_until_end(request.turn_id)
+    output = next(f["chunk"] for f in chunks(frames) if f["chunk"]["type"] == "tool-output-available")[
+        "output"
+    ]
+    assert "Unknown time zone 'Mars/Olympus'" in output
+    assert "Unknown time zone 'Mars/Olympus'" in json.dumps(model.calls[1]["messages"][-1])
+    assert chunks(frames)[-1]["chunk"]["type"] == "finish"
+    [row] = stack.tool_invocations(request.turn_id)
+    assert row.status == "error"

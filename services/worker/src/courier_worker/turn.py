@@ -650,9 +650,14 @@ class _ChunkHooks(HookProvider):
         assert publisher is not None
         call_id = str(event.tool_use["toolUseId"])
         call = execution.tool_calls.get(call_id)
-        output = trim_output(result_output(event.result))
-        publisher.emit(ToolOutputAvailablePart(tool_call_id=call_id, output=output))
+        # A ValueError is the tool telling the model its input is wrong (safe, meant to be read);
+        # anything else is a crash, whose message may hold internals: neither client nor row sees it.
         crashed = event.exception is not None and not isinstance(event.exception, ValueError)
+        if crashed:
+            output: Any = {"error": f"The tool failed ({type(event.exception).__name__})."}
+        else:
+            output = trim_output(result_output(event.result))
+        publisher.emit(ToolOutputAvailablePart(tool_call_id=call_id, output=output))
         if call is not None:
             call.status = "cancelled" if event.cancel_message else str(event.result.get("status", "success"))
             call.output_summary = json.dumps(trim_output(output, 1024), ensure_ascii=False, default=str)
