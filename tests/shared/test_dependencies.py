@@ -23,6 +23,7 @@ LOADED_INDIRECTLY = {
     "psycopg": "SQLAlchemy loads it as the postgresql+psycopg driver",
     "cryptography": "PyJWT's RS256 backend",
     "uvicorn": "serves the local ASGI apps",
+    "tzdata": "zoneinfo's time zone data where the system has none (Lambda)",
 }
 _distributions = importlib.metadata.packages_distributions()
 

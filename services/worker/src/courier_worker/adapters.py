@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -15,10 +15,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from courier_worker.ports import ConnectionGone, ConnectionUnavailable
 from courier_worker.settings import WorkerSettings
 
-if TYPE_CHECKING:
-    from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
-    from mypy_boto3_s3 import S3Client
-
+# boto3 clients are typed as Any: the stub packages are dev-only, and a Lambda package declares
+# exactly what it imports.
+ApiGatewayManagementApiClient = Any
+S3Client = Any
 logger = logging.getLogger(__name__)
 
 # Retried in place (the caller waits, so frames keep their order): throttling and server errors.
