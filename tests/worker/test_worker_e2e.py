@@ -331,3 +331,50 @@ def test_an_unknown_time_zone_is_reported_to_the_model_and_the_turn_goes_on(
     assert chunks(frames)[-1]["chunk"]["type"] == "finish"
     [row] = stack.tool_invocations(request.turn_id)
     assert row.status == "error"
+
+
+def test_a_client_that_reconnects_within_the_grace_period_gets_the_rest(
+    stack: WorkerStack, postgres_url: str, worker_engine: Engine
+) -> None:
+    answer = " ".join(f"bit{i}" for i in range(120))
+    model = ScriptedModel([{"text": answer}], delay_s=0.01)
+    stack.start_worker(make_worker(postgres_url, worker_engine, model, LISTENER_GRACE_S=3))
+    with stack.client() as first:
+        request = stack.submit("Long", first.connection_id)
+        while text_of(first.turn_frames(request.turn_id)).count("bit") < 10:
+            first.read(5)
+    time.sleep(0.2)  # nobody listens now; the turn keeps generating during the grace period
+    with stack.client() as second:
+        second.websocket.send(json.dumps({"action": "resume", "turnId": str(request.turn_id)}))
+        frames = second.read_until_end(request.turn_id)
+    snapshot = [f for f in frames if f["type"] == "snapshot"][-1]
+    rest = [f for f in chunks(frames) if f["seq"] > snapshot["seq"]]
+    assert snapshot["text"] + text_of(rest) == answer
+    assert rest[-1]["chunk"]["type"] == "finish"
+    assert stack.turn(request.turn_id).status == TurnStatus.COMPLETED.value
+
+
+def test_partial_text_is_saved_while_streaming(
+    stack: WorkerStack, postgres_url: str, worker_engine: Engine
+) -> None:
+    answer = " ".join(f"tok{i}" for i in range(150))
+    model = ScriptedModel([{"text": answer}], delay_s=0.01)
+    stack.start_worker(make_worker(postgres_url, worker_engine, model, SAVE_INTERVAL_S=0.3))
+    seen: list[tuple[str, int]] = []
+    with stack.client() as client:
+        request = stack.submit("Long", client.connection_id)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            turn = stack.turn(request.turn_id)
+            if turn.status == TurnStatus.STREAMING.value and turn.assistant_text:
+                seen.append((turn.assistant_text, turn.last_seq))
+            if turn.status == TurnStatus.COMPLETED.value:
+                break
+            time.sleep(0.05)
+        client.read_until_end(request.turn_id)
+    assert len({text for text, _ in seen}) >= 2  # saved more than once while streaming
+    for text, last_seq in seen:
+        assert answer.startswith(text) and len(text) < len(answer) and last_seq >= 0
+        # The stored (text, last_seq) pair is what the client had at that seq: a consistent snapshot.
+        upto = [f for f in chunks(client.turn_frames(request.turn_id)) if f["seq"] <= last_seq]
+        assert text_of(upto) == text

@@ -1,0 +1,26 @@
+"""`make bench` runs end to end and reports Courier's figures next to per-token posting."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from courier_local import bench
+
+
+def test_bench_prints_both_designs_side_by_side(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        bench.main(
+            ["--tokens", "60", "--rate", "300", "--ttft-ms", "50", "--slow-ms", "20", "--import-runs", "1"]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    calls = [tuple(map(int, m)) for m in re.findall(r"@connections calls per 60 tokens\s+(\d+)\s+(\d+)", out)]
+    assert len(calls) == 2
+    for courier, per_token in calls:
+        assert per_token == 62  # start + 60 tokens + finish
+        assert courier < per_token / 2
+    assert re.search(r"database writes per turn: \d+", out)
+    assert re.search(r"cold-start import .*: \d+ ms wall clock", out)
