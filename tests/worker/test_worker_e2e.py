@@ -378,3 +378,15 @@ def test_partial_text_is_saved_while_streaming(
         # The stored (text, last_seq) pair is what the client had at that seq: a consistent snapshot.
         upto = [f for f in chunks(client.turn_frames(request.turn_id)) if f["seq"] <= last_seq]
         assert text_of(upto) == text
+
+
+def test_with_no_listener_and_no_grace_the_turn_stops_at_once(
+    stack: WorkerStack, postgres_url: str, worker_engine: Engine
+) -> None:
+    model = ScriptedModel([{"text": " ".join(["never"] * 200)}], delay_s=0.01)
+    esm = stack.start_worker(make_worker(postgres_url, worker_engine, model, LISTENER_GRACE_S=0))
+    request = stack.submit("Anyone?", None)
+    assert esm.drain(timeout=10)
+    turn = stack.turn(request.turn_id)
+    assert (turn.status, turn.stop_reason) == (TurnStatus.INTERRUPTED.value, "no_listeners")
+    assert model.tokens_sent <= 1
