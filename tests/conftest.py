@@ -12,11 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from courier_migrator.migrations import upgrade
 from courier_shared.db.engine import build_engine
 from courier_shared.db.store import ChatStore, Owner
 
@@ -28,15 +27,8 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 _postgres_skips: list[str] = []
 
 
-def alembic_config(url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["database_url"] = url
-    config.attributes["configure_logging"] = False
-    return config
-
-
 def migrate(url: str) -> None:
-    command.upgrade(alembic_config(url), "head")
+    upgrade(ROOT, url)
 
 
 def _postgres_unavailable(reason: str) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, inspect
 
-from courier_migrator.handler import upgrade
+from courier_migrator.handler import migrate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_upgrade_takes_an_empty_postgres_database_to_head_and_is_repeatable(postgres_database_factory):
     url = postgres_database_factory()
 
-    first = upgrade(ROOT, url)
-    second = upgrade(ROOT, url)
+    first = migrate(ROOT, url)
+    second = migrate(ROOT, url)
 
     assert first["before"] is None and first["after"] is not None
     assert second == {"before": first["after"], "after": first["after"]}

@@ -40,14 +40,27 @@ def _declared(member: Path) -> set[str]:
     return {_normalise(re.split(r"[\[<>=!~; ]", req, maxsplit=1)[0]) for req in requirements}
 
 
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node except those under `if TYPE_CHECKING:` (type-only imports never run in Lambda)."""
+    nodes: list[ast.AST] = []
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        nodes.append(node)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            pending.extend(node.orelse)
+            continue
+        pending.extend(ast.iter_child_nodes(node))
+    return nodes
+
+
 def _imported(member: Path) -> dict[str, str]:
     """Distribution name → one file that imports it."""
     found: dict[str, str] = {}
-    own = {path.name for path in (member / "src").glob("*/")} if (member / "src").exists() else set()
-    for source in member.rglob("*.py"):
-        if ".venv" in source.parts or "build" in source.parts:
-            continue
-        for node in ast.walk(ast.parse(source.read_text(), filename=str(source))):
+    sources = [s for s in member.rglob("*.py") if not {".venv", "build"} & set(s.parts)]
+    own = {path.name for path in (member / "src").glob("*/")} | {source.stem for source in sources}
+    for source in sources:
+        for node in _runtime_nodes(ast.parse(source.read_text(), filename=str(source))):
             if isinstance(node, ast.Import):
                 modules = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

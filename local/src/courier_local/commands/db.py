@@ -54,33 +54,23 @@ def shown(url: str) -> str:
 
 
 def alembic_config(url: str, *, quiet: bool = False) -> Config:
-    from alembic.config import Config
+    from courier_migrator.migrations import alembic_config as migrations_config
 
-    config = Config(str(find_alembic_ini()), stdout=sys.stdout)  # the current stdout, not import time's
-    config.attributes["database_url"] = url
-    config.attributes["configure_logging"] = not quiet  # alembic.ini's logging prints each migration step
-    return config
+    # sys.stdout as it is now (tests capture it), and each migration step printed unless quiet.
+    return migrations_config(find_alembic_ini().parent, url, log_steps=not quiet, stdout=sys.stdout)
 
 
 def current_revision(url: str) -> str | None:
-    from alembic.runtime.migration import MigrationContext
+    from courier_migrator.migrations import current_revision as revision_of
 
-    from courier_shared.db.engine import build_engine
-
-    engine = build_engine(url)
-    try:
-        with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
-    finally:
-        engine.dispose()
+    return revision_of(url)
 
 
 def upgrade_database(url: str, revision: str = "head", *, quiet: bool = False) -> str | None:
     """Migrate to `revision`; returns the revision the database is at afterwards."""
-    from alembic import command
+    from courier_migrator.migrations import upgrade as upgrade_to
 
-    command.upgrade(alembic_config(url, quiet=quiet), revision)
-    return current_revision(url)
+    return upgrade_to(find_alembic_ini().parent, url, revision, log_steps=not quiet)
 
 
 @db_app.command()

@@ -12,41 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from sqlalchemy import Engine
 
-from courier_shared.db.engine import build_engine
+from courier_migrator.migrations import current_revision, upgrade
 from courier_shared.settings import DatabaseSettings
 
 logger = Logger(service="courier-migrator")
 
 
-def alembic_config(root: Path, database_url: str) -> Config:
-    config = Config(str(root / "alembic.ini"))
-    config.set_main_option("script_location", str(root / "migrations"))
-    config.attributes["database_url"] = database_url
-    config.attributes["configure_logging"] = False
-    return config
-
-
-def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
-
-
-def upgrade(root: Path, database_url: str) -> dict[str, str | None]:
+def migrate(root: Path, database_url: str) -> dict[str, str | None]:
     """Upgrade to head; returns the revisions before and after, for the Invocation's result."""
-    engine = build_engine(database_url)
-    try:
-        before = current_revision(engine)
-        command.upgrade(alembic_config(root, database_url), "head")
-        after = current_revision(engine)
-    finally:
-        engine.dispose()
+    before = current_revision(database_url)
+    after = upgrade(root, database_url)
     return {"before": before, "after": after}
 
 
@@ -61,6 +39,6 @@ def _database_url(settings: DatabaseSettings) -> str:
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str | None]:
     root = Path(os.environ.get("LAMBDA_TASK_ROOT", Path.cwd()))
-    revisions = upgrade(root, _database_url(DatabaseSettings()))
+    revisions = migrate(root, _database_url(DatabaseSettings()))
     logger.info("schema migrated", extra=revisions)
     return revisions
