@@ -6,9 +6,7 @@ import importlib
 import importlib.resources
 import json
 import re
-import sys
 import tomllib
-import types
 from datetime import date
 from typing import Any
 
@@ -41,29 +39,6 @@ def parse_arn(arn: str) -> dict[str, str]:
     return {key: value or "" for key, value in match.groupdict().items()}
 
 
-def _import_parliament() -> types.ModuleType:
-    """parliament 1.6.4 imports pkg_resources, which setuptools ≥ 81 no longer ships.
-
-    It only calls pkg_resources.resource_filename at import, to find its own data files, so a
-    stand-in is installed for the import and removed right after (other code must not see it).
-    """
-    if "parliament" in sys.modules:
-        return sys.modules["parliament"]
-    try:
-        importlib.import_module("pkg_resources")
-    except ImportError:
-        stand_in = types.ModuleType("pkg_resources")
-        stand_in.resource_filename = lambda package, name: str(  # type: ignore[attr-defined]
-            importlib.resources.files(package).joinpath(name)
-        )
-        sys.modules["pkg_resources"] = stand_in
-        try:
-            return importlib.import_module("parliament")
-        finally:
-            del sys.modules["pkg_resources"]
-    return importlib.import_module("parliament")
-
-
 SEVERITY_RANK = {"LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
 
 
@@ -76,7 +51,8 @@ def parliament_findings(statement: dict[str, Any]) -> list[tuple[str, str, Any]]
     contain ':' and the Region-less model ARN AWS requires for global profiles. The waiver applies
     only when every resource is a well-formed Bedrock model or profile ARN.
     """
-    parliament = _import_parliament()
+    import parliament  # imported here: it loads its IAM database at import
+
     policy = parliament.analyze_policy_string(json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
     findings = []
     for finding in policy.findings:
