@@ -76,6 +76,7 @@ def test_the_page_streams_an_answer_stops_one_and_shows_history_after_a_reload(
         assert assistant_text(page, 1) == stopped_text, (
             "the stored partial answer differs from what was shown"
         )
+        expect(page.get_by_test_id("conversations").locator("a")).to_have_count(1)
         page.screenshot(path=str(output_dir / "after-reload.png"))
 
         # New conversation clears the view; picking the listed one brings its history back.
