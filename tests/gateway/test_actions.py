@@ -493,3 +493,39 @@ def test_logs_never_hold_message_text(harness: GatewayHarness) -> None:
     client.send_message("x" * 9000)
     assert "my secret diagnosis" not in harness.log.getvalue()
     assert "frame answered" in harness.log.getvalue()
+
+
+def test_a_history_page_of_long_turns_stays_under_the_route_response_limit(make_harness: Any) -> None:
+    harness = make_harness(MAX_OPEN_TURNS=100)
+    owner = make_owner()
+    client = harness.client(owner)
+    first = client.send_message("q0")
+    conversation_id = first["conversationId"]
+    turn_ids = [uuid.UUID(first["turnId"])]
+    for index in range(1, 6):
+        answer = client.send_message(f"q{index}", conversationId=conversation_id)
+        turn_ids.append(uuid.UUID(answer["turnId"]))
+    long_answer = "word " * 10_000  # 50 KB each: six of them are more than API Gateway's 128 KB
+    with harness.store.unit_of_work() as repo:
+        for turn_id in turn_ids:
+            repo.start_attempt(owner, turn_id, "m", harness.clock())
+            repo.finish_turn(
+                owner, turn_id, TurnOutcome(TurnStatus.COMPLETED, long_answer, 9), harness.clock()
+            )
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        frame: dict[str, Any] = {"action": "getHistory", "conversationId": conversation_id, "limit": 20}
+        if cursor is not None:
+            frame["before"] = cursor
+        response = client.raw(json.dumps(frame))
+        assert len(response["body"].encode()) < 128 * 1024
+        history = json.loads(response["body"])
+        assert history["type"] == "history" and history["turns"]
+        seen = [turn["userText"] for turn in history["turns"]] + seen
+        cursor = history["nextCursor"]
+        if cursor is None:
+            break
+
+    assert seen == [f"q{index}" for index in range(6)]  # every turn exactly once, in order

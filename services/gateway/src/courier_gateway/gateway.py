@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from courier_gateway.events import WebSocketEvent, connect_response, frame_response
 from courier_gateway.queue import TurnQueue
 from courier_shared.db.models import Turn
-from courier_shared.db.store import ChatRepository, ChatStore, InvalidCursor, Owner
+from courier_shared.db.store import ChatRepository, ChatStore, InvalidCursor, Owner, encode_cursor
 from courier_shared.protocol import (
     CLIENT_ACTIONS,
     Ack,
@@ -47,6 +47,9 @@ from courier_shared.protocol import (
 from courier_shared.queue import TurnRequest
 
 RATE_WINDOW = timedelta(minutes=1)
+# API Gateway refuses a route response over 128 KB: a history page stops short of it, and its
+# nextCursor continues from the oldest turn it holds.
+HISTORY_RESPONSE_BUDGET_BYTES = 120 * 1024
 NO_SUCH_CONVERSATION = "No conversation with that conversationId."
 NO_SUCH_TURN = "No turn with that turnId."
 BAD_CURSOR = (
@@ -350,11 +353,12 @@ class Gateway:
                 page = repo.history(owner, frame.conversation_id, before=frame.before, limit=frame.limit)
             except InvalidCursor:
                 raise FrameError(ErrorCode.BAD_REQUEST, BAD_CURSOR) from None
-            return History(
-                conversation_id=frame.conversation_id,
-                turns=[_history_turn(turn) for turn in page.items],
-                next_cursor=page.next_cursor,
-            )
+            turns = [_history_turn(turn) for turn in page.items]
+            kept = _newest_that_fit(turns, HISTORY_RESPONSE_BUDGET_BYTES)
+            next_cursor = page.next_cursor
+            if len(kept) < len(turns):
+                next_cursor = encode_cursor(kept[0].created_at, kept[0].turn_id)
+            return History(conversation_id=frame.conversation_id, turns=kept, next_cursor=next_cursor)
 
     def _list_conversations(self, frame: ListConversations, owner: Owner) -> Conversations:
         with self._store.unit_of_work() as repo:
@@ -373,6 +377,24 @@ class Gateway:
                 ],
                 next_cursor=page.next_cursor,
             )
+
+
+def _newest_that_fit(turns: list[HistoryTurn], budget_bytes: int) -> list[HistoryTurn]:
+    """The newest turns (oldest first) whose wire size stays within the budget; always at least one.
+
+    One turn always fits: its user text is capped by MAX_MESSAGE_CHARS and its inline answer by the
+    worker's INLINE_TEXT_MAX_BYTES (the rest of a longer answer is in S3).
+    """
+    kept: list[HistoryTurn] = []
+    used = 0
+    for turn in reversed(turns):
+        size = len(dump_frame(turn).encode())
+        if kept and used + size > budget_bytes:
+            break
+        kept.append(turn)
+        used += size
+    kept.reverse()
+    return kept
 
 
 def _history_turn(turn: Turn) -> HistoryTurn:
