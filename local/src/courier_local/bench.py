@@ -392,9 +392,11 @@ def print_report(
         f"(1 start + {base.db_writes - 2 if base.db_writes else 0} progress saves + 1 end, "
         f"for a {args.tokens / args.rate:.0f} s answer)"
     )
-    print(
-        f"Cold-start imports (handler + composition root, fresh interpreter, median of {args.import_runs}):"
-    )
+    if cold:
+        print(
+            "Cold-start imports (handler + composition root, fresh interpreter, "
+            f"median of {args.import_runs}):"
+        )
     for service, (from_source, with_bytecode) in cold.items():
         print(
             f"  {service:<11} {from_source:6.0f} ms compiled from source, "
@@ -426,7 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval-ms", type=int, default=100, help="Courier's flush interval")
     parser.add_argument("--slow-ms", type=int, default=80, help="extra time per post in the slow runs")
     parser.add_argument("--ttft-ms", type=int, default=300, help="the model's time to first token")
-    parser.add_argument("--import-runs", type=int, default=3, help="fresh interpreters timed for cold start")
+    parser.add_argument(
+        "--import-runs", type=int, default=3, help="fresh interpreters timed for cold start (0: skip)"
+    )
     args = parser.parse_args(argv)
     # Only local stand-ins are called: dummy credentials, and no per-turn INFO logs in the output.
     for name, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench")):
@@ -442,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(run(delay))
         finally:
             bench.close()
-    print_report(args, results, cold_starts(args.import_runs))
+    print_report(args, results, cold_starts(args.import_runs) if args.import_runs > 0 else {})
     return 0
 
 
