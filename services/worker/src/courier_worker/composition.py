@@ -150,16 +150,13 @@ def build_worker(
     if connections is None:
         connections = ApiGatewayConnections(region_name=settings.aws_region)
         if settings.connections_endpoint_url is not None:
-            connections.client(
-                settings.connections_endpoint_url
-            )  # ~40 ms: at cold start, not on a first token
+            # Building the client takes ~40 ms: pay it at cold start, not on a turn's first token.
+            connections.client(settings.connections_endpoint_url)
     runner = TurnRunner(
         settings=settings,
         store=ChatStore(engine),
         model=model if model is not None else build_bedrock_model(settings),
-        poster=connections
-        if connections is not None
-        else ApiGatewayConnections(region_name=settings.aws_region),
+        poster=connections,
         bodies=bodies if bodies is not None else build_s3_body_store(settings),
         tools=tools if tools is not None else default_tools(),
         clock=clock,
