@@ -28,7 +28,9 @@ _postgres_skips: list[str] = []
 
 
 def migrate(url: str) -> None:
-    upgrade(ROOT, url)
+    engine = build_engine(url)
+    upgrade(ROOT, engine)
+    engine.dispose()
 
 
 def _postgres_unavailable(reason: str) -> None:

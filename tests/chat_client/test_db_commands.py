@@ -34,7 +34,7 @@ def test_current_tells_an_empty_database_to_upgrade(tmp_path: Path) -> None:
 
 
 def test_history_lists_the_migrations(tmp_path: Path) -> None:
-    code, out, _ = run("db", "history", "--database-url", f"sqlite:///{tmp_path / 'h.db'}")
+    code, out, _ = run("db", "history")
     assert code == 0
     assert "-> 0001" in out
 

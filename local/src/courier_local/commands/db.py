@@ -53,24 +53,34 @@ def shown(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def alembic_config(url: str, *, quiet: bool = False) -> Config:
+def alembic_config(*, quiet: bool = False) -> Config:
     from courier_migrator.migrations import alembic_config as migrations_config
 
     # sys.stdout as it is now (tests capture it), and each migration step printed unless quiet.
-    return migrations_config(find_alembic_ini().parent, url, log_steps=not quiet, stdout=sys.stdout)
+    return migrations_config(find_alembic_ini().parent, log_steps=not quiet, stdout=sys.stdout)
 
 
 def current_revision(url: str) -> str | None:
     from courier_migrator.migrations import current_revision as revision_of
+    from courier_shared.db.engine import build_engine
 
-    return revision_of(url)
+    engine = build_engine(url)
+    try:
+        return revision_of(engine)
+    finally:
+        engine.dispose()
 
 
 def upgrade_database(url: str, revision: str = "head", *, quiet: bool = False) -> str | None:
     """Migrate to `revision`; returns the revision the database is at afterwards."""
     from courier_migrator.migrations import upgrade as upgrade_to
+    from courier_shared.db.engine import build_engine
 
-    return upgrade_to(find_alembic_ini().parent, url, revision, log_steps=not quiet)
+    engine = build_engine(url)
+    try:
+        return upgrade_to(find_alembic_ini().parent, engine, revision, log_steps=not quiet)
+    finally:
+        engine.dispose()
 
 
 @db_app.command()
@@ -102,14 +112,14 @@ def current(database_url_option: DatabaseUrlOption = None) -> None:
         raise typer.Exit(1) from None
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory.from_config(alembic_config(url, quiet=True)).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config(quiet=True)).get_current_head()
     note = " (head)" if at == head else f" (head is {head}: run `courier db upgrade`)"
     typer.echo(f"{at or 'none'}{note}")
 
 
 @db_app.command()
-def history(database_url_option: DatabaseUrlOption = None) -> None:
-    """List the migrations, newest first."""
+def history() -> None:
+    """List the migrations, newest first (reads migrations/, not the database)."""
     from alembic import command
 
-    command.history(alembic_config(database_url(database_url_option), quiet=True), verbose=False)
+    command.history(alembic_config(quiet=True), verbose=False)

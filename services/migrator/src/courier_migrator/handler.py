@@ -11,34 +11,31 @@ import os
 from pathlib import Path
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from sqlalchemy import Engine
 
 from courier_migrator.migrations import current_revision, upgrade
+from courier_shared.db.aws import connect
 from courier_shared.settings import DatabaseSettings
 
 logger = Logger(service="courier-migrator")
 
 
-def migrate(root: Path, database_url: str) -> dict[str, str | None]:
+def migrate(root: Path, engine: Engine) -> dict[str, str | None]:
     """Upgrade to head; returns the revisions before and after, for the Invocation's result."""
-    before = current_revision(database_url)
-    after = upgrade(root, database_url)
+    before = current_revision(engine)
+    after = upgrade(root, engine)
     return {"before": before, "after": after}
-
-
-def _database_url(settings: DatabaseSettings) -> str:
-    secret = None
-    if settings.needs_secret and settings.db_secret_arn is not None:
-        secrets = boto3.client("secretsmanager")
-        secret = secrets.get_secret_value(SecretId=settings.db_secret_arn)["SecretString"]
-    return settings.resolved_url(secret)
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str | None]:
     root = Path(os.environ.get("LAMBDA_TASK_ROOT", Path.cwd()))
-    revisions = migrate(root, _database_url(DatabaseSettings()))
+    engine = connect(DatabaseSettings())
+    try:
+        revisions = migrate(root, engine)
+    finally:
+        engine.dispose()
     logger.info("schema migrated", extra=revisions)
     return revisions

@@ -116,12 +116,3 @@ def build_s3_body_store(settings: WorkerSettings) -> S3BodyStore | None:
         "s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.aws_region
     )
     return S3BodyStore(bucket=settings.body_bucket, client=client)
-
-
-def resolve_database_url(settings: WorkerSettings) -> str:
-    """The database URL, reading the RDS-managed secret from Secrets Manager when one is configured."""
-    if not settings.needs_secret:
-        return settings.resolved_url()
-    client: Any = boto3.client("secretsmanager", region_name=settings.aws_region)
-    secret = client.get_secret_value(SecretId=settings.db_secret_arn)["SecretString"]
-    return settings.resolved_url(secret)

@@ -19,10 +19,10 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from sqlalchemy import Engine
 from strands.models import Model
 
-from courier_shared.db.engine import build_engine
+from courier_shared.db.aws import connect
 from courier_shared.db.store import ChatStore
 from courier_shared.queue import TurnRequest
-from courier_worker.adapters import ApiGatewayConnections, build_s3_body_store, resolve_database_url
+from courier_worker.adapters import ApiGatewayConnections, build_s3_body_store
 from courier_worker.bedrock import build_bedrock_model
 from courier_worker.observability import MetricUnit, logger, metrics, record_failure
 from courier_worker.ports import BodyStore, ConnectionPoster
@@ -146,7 +146,7 @@ def build_worker(
 ) -> Worker:
     """Build everything a container reuses: the model, the boto3 clients, the database engine."""
     if engine is None:
-        engine = build_engine(resolve_database_url(settings), pool_size=settings.db_pool_size)
+        engine = connect(settings, region=settings.aws_region)
     if connections is None:
         connections = ApiGatewayConnections(region_name=settings.aws_region)
         if settings.connections_endpoint_url is not None:
