@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from sqlalchemy import Engine, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -242,46 +242,17 @@ class ChatRepository:
         )
 
     def count_turns_since(self, owner: Owner, since: datetime) -> int:
-        return (
-            self._session.scalar(
-                select(func.count())
-                .select_from(Turn)
-                .where(
-                    Turn.tenant_id == owner.tenant_id, Turn.user_id == owner.user_id, Turn.created_at >= since
-                )
-            )
-            or 0
-        )
-
-    def count_open_turns(self, owner: Owner) -> int:
-        return (
-            self._session.scalar(
-                select(func.count())
-                .select_from(Turn)
-                .where(
-                    Turn.tenant_id == owner.tenant_id,
-                    Turn.user_id == owner.user_id,
-                    Turn.status.in_(OPEN_STATUSES),
-                )
-            )
-            or 0
-        )
+        """Turns the owner created at or after `since` (the send rate limit)."""
+        return self._count_turns(owner, Turn.created_at >= since)
 
     def count_open_turns_since(self, owner: Owner, since: datetime) -> int:
         """Queued or streaming turns created at or after `since` (older open turns are presumed stuck)."""
-        return (
-            self._session.scalar(
-                select(func.count())
-                .select_from(Turn)
-                .where(
-                    Turn.tenant_id == owner.tenant_id,
-                    Turn.user_id == owner.user_id,
-                    Turn.status.in_(OPEN_STATUSES),
-                    Turn.created_at >= since,
-                )
-            )
-            or 0
-        )
+        return self._count_turns(owner, Turn.status.in_(OPEN_STATUSES), Turn.created_at >= since)
+
+    def _count_turns(self, owner: Owner, *conditions: ColumnElement[bool]) -> int:
+        query = select(func.count()).select_from(Turn)
+        query = query.where(Turn.tenant_id == owner.tenant_id, Turn.user_id == owner.user_id, *conditions)
+        return self._session.scalar(query) or 0
 
     def add_listener(self, owner: Owner, turn_id: uuid.UUID, connection_id: str) -> Turn | None:
         """Make the connection a listener of the owner's turn. Returns the turn, or None if not theirs."""
