@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -106,12 +108,18 @@ class Turn(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+    # The worker holding the turn and until when; renewed with each save (see courier_shared.turn_states).
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None]
+    # True when the tokens are the worker's estimate (the stream was cut before the model reported usage).
+    usage_estimated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         UniqueConstraint("tenant_id", "user_id", "client_message_id"),
         CheckConstraint(f"status IN ({STATUSES})", name="status_valid"),
         Index(None, "conversation_id", "created_at", "id"),
         Index(None, "tenant_id", "user_id", "created_at"),
+        Index(None, "status", "lease_expires_at"),
     )
 
     @property
