@@ -6,7 +6,9 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("strands", "boto3", "sqlalchemy", "pydantic", "aws_lambda_powertools")
+HEAVY = ("strands", "boto3", "sqlalchemy", "pydantic")
+# Powertools' Logger is part of the entry convention (request id, cold-start flag on every line):
+# it is imported with the handler module, in the init phase.
 
 
 def imported_after(statement: str) -> set[str]:

@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 from pydantic import ValidationError
 from strands.types.exceptions import EventLoopException, ModelThrottledException
 
+from courier_shared.lambda_entry import LambdaEntry
 from courier_worker import handler
 from courier_worker.adapters import ApiGatewayConnections
 from courier_worker.bedrock import AbortableBedrockModel, bedrock_client_config
@@ -192,7 +193,7 @@ def test_the_handler_builds_once_per_container_and_acks_finished_turns(
     monkeypatch.setenv("DATABASE_URL", postgres_url)
     monkeypatch.setenv("MODEL_ID", "us.anthropic.claude-haiku-4-5-20251001-v1:0")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setattr(handler, "_worker", None)
+    monkeypatch.setattr(handler, "lambda_handler", LambdaEntry(handler.logger, handler.build))  # a new container
     body = json.dumps(
         {
             "turn_id": str(uuid.uuid4()),  # no such turn: nothing to do, acknowledged
@@ -239,8 +240,9 @@ def test_the_handler_builds_once_per_container_and_acks_finished_turns(
         },
     )()
     assert handler.lambda_handler(event, context) == {"batchItemFailures": [{"itemIdentifier": "m2"}]}
-    worker = handler._worker
-    assert worker is not None and isinstance(worker.runner.model, AbortableBedrockModel)
+    handle = handler.lambda_handler.cold_start()
+    worker = handle.__self__  # type: ignore[attr-defined]
+    assert isinstance(worker.runner.model, AbortableBedrockModel)
     handler.lambda_handler(event, context)
-    assert handler._worker is worker  # built once per container
+    assert handler.lambda_handler.cold_start() is handle  # built once per container
     worker.runner.store.engine.dispose()

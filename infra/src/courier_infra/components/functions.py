@@ -17,6 +17,7 @@ from courier_infra import iam
 from courier_infra.components.network import Network
 from courier_infra.config import StackConfig
 from courier_infra.packaging import LAMBDA_RUNTIME, Artifact
+from courier_shared.lambda_entry import handler_string
 
 
 class LambdaFunction(pulumi.ComponentResource):
@@ -67,7 +68,7 @@ class LambdaFunction(pulumi.ComponentResource):
             name=self.function_name,
             runtime=LAMBDA_RUNTIME,
             architectures=[config.architecture],
-            handler=f"courier_{service}.handler.lambda_handler",
+            handler=handler_string(service),
             code=pulumi.FileArchive(str(artifact.path)),
             source_code_hash=artifact.source_code_hash,
             role=self.role.arn,

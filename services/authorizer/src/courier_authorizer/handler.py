@@ -1,28 +1,31 @@
-"""Lambda entry point of the $connect authorizer: adapts the event to `Authorizer.authorize`.
+"""Lambda entry point of the $connect authorizer (`courier_shared.lambda_entry` convention).
 
-Importing this module does nothing but define the handler; settings are read and the authorizer
-built on the first invocation and reused for the container's life (the JWKS is fetched once).
+The first invocation validates `AuthorizerSettings` from the environment and builds the
+Authorizer (its JWKS is fetched then); every later invocation of the container reuses it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
-if TYPE_CHECKING:
-    from courier_authorizer.authorizer import Authorizer
+from aws_lambda_powertools import Logger
 
-_authorizer: Authorizer | None = None
+from courier_shared.lambda_entry import Invoke, LambdaEntry
+
+logger = Logger(service="courier-authorizer")
 
 
-def _build() -> Authorizer:
+def build(environ: Mapping[str, str]) -> Invoke:
     from courier_authorizer.composition import build_authorizer
     from courier_authorizer.settings import AuthorizerSettings
 
-    return build_authorizer(AuthorizerSettings())
+    authorizer = build_authorizer(AuthorizerSettings.model_validate(environ), logger=logger)
+
+    def authorize(event: dict[str, Any], _context: Any) -> dict[str, Any]:
+        return authorizer.authorize(event)
+
+    return authorize
 
 
-def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    global _authorizer
-    if _authorizer is None:
-        _authorizer = _build()
-    return _authorizer.authorize(event)
+lambda_handler = LambdaEntry(logger, build)

@@ -1,28 +1,25 @@
-"""Lambda entry point of every WebSocket route: adapts the event to `Gateway.handle`.
+"""Lambda entry point of every WebSocket route (`courier_shared.lambda_entry` convention).
 
-Importing this module does nothing but define the handler; the settings are read and the Gateway
-(engine, SQS client) built on the first invocation and reused for the container's life.
+The first invocation validates `GatewaySettings` from the environment and builds the Gateway
+(engine, SQS client); every later invocation of the container reuses it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
 
-if TYPE_CHECKING:
-    from courier_gateway.gateway import Gateway
+from aws_lambda_powertools import Logger
 
-_gateway: Gateway | None = None
+from courier_shared.lambda_entry import Invoke, LambdaEntry
+
+logger = Logger(service="courier-gateway")
 
 
-def _build() -> Gateway:
+def build(environ: Mapping[str, str]) -> Invoke:
     from courier_gateway.composition import build_gateway
     from courier_gateway.settings import GatewaySettings
 
-    return build_gateway(GatewaySettings())
+    return build_gateway(GatewaySettings.model_validate(environ), logger=logger).handle
 
 
-def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    global _gateway
-    if _gateway is None:
-        _gateway = _build()
-    return _gateway.handle(event, context)
+lambda_handler = LambdaEntry(logger, build)

@@ -1,4 +1,4 @@
-"""The migrator Lambda: `alembic upgrade head` inside the VPC, invoked by `pulumi up` on every release.
+"""The migrator Lambda (`courier_shared.lambda_entry` convention): `alembic upgrade head` in the VPC.
 
 The zip carries `alembic.ini` and `migrations/` at its root (the packaging step puts them there).
 A failed migration raises, the Invocation resource fails, and so does `pulumi up`: the new gateway
@@ -8,16 +8,15 @@ and worker code are not rolled out over a schema they don't match.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from sqlalchemy import Engine
 
 from courier_migrator.migrations import current_revision, upgrade
-from courier_shared.db.aws import connect
-from courier_shared.settings import DatabaseSettings
+from courier_shared.lambda_entry import Invoke, LambdaEntry
 
 logger = Logger(service="courier-migrator")
 
@@ -29,13 +28,23 @@ def migrate(root: Path, engine: Engine) -> dict[str, str | None]:
     return {"before": before, "after": after}
 
 
-@logger.inject_lambda_context
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str | None]:
-    root = Path(os.environ.get("LAMBDA_TASK_ROOT", Path.cwd()))
-    engine = connect(DatabaseSettings())
-    try:
-        revisions = migrate(root, engine)
-    finally:
-        engine.dispose()
-    logger.info("schema migrated", extra=revisions)
-    return revisions
+def build(environ: Mapping[str, str]) -> Invoke:
+    from courier_shared.db.aws import connect
+    from courier_shared.settings import DatabaseSettings
+
+    settings = DatabaseSettings.model_validate(environ)
+    root = Path(environ.get("LAMBDA_TASK_ROOT", os.getcwd()))
+
+    def run(_event: dict[str, Any], _context: Any) -> dict[str, str | None]:
+        engine = connect(settings)  # per invocation: a release is rare, and nothing stays open
+        try:
+            revisions = migrate(root, engine)
+        finally:
+            engine.dispose()
+        logger.info("schema migrated", extra=revisions)
+        return revisions
+
+    return run
+
+
+lambda_handler = LambdaEntry(logger, build)

@@ -1,26 +1,22 @@
-"""The worker Lambda's entry point: builds the Worker once per container, then delegates each batch.
+"""Lambda entry point of the worker (`courier_shared.lambda_entry` convention).
 
-Nothing happens at import; settings are read and validated on the first invocation (the cold start).
+The first invocation validates `WorkerSettings` from the environment and builds the Worker (model,
+boto3 clients, engine); every later batch of the container reuses it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
-from courier_worker.composition import Worker, build_worker
+from courier_shared.lambda_entry import Invoke, LambdaEntry
 from courier_worker.observability import logger
-from courier_worker.settings import WorkerSettings
-
-_worker: Worker | None = None
 
 
-def get_worker() -> Worker:
-    global _worker
-    if _worker is None:
-        _worker = build_worker(WorkerSettings())
-    return _worker
+def build(environ: Mapping[str, str]) -> Invoke:
+    from courier_worker.composition import build_worker
+    from courier_worker.settings import WorkerSettings
+
+    return build_worker(WorkerSettings.model_validate(environ)).handle
 
 
-@logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return get_worker().handle(event, context)
+lambda_handler = LambdaEntry(logger, build)
