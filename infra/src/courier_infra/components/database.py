@@ -77,6 +77,8 @@ class Database(pulumi.ComponentResource):
         self.proxy: aws.rds.Proxy | None = None
 
         if config.rds_proxy:
+            if network.proxy_security_group is None:
+                raise ValueError("courier:rdsProxy needs the network's proxy security group")
             role = aws.iam.Role(
                 f"{name}-proxy",
                 assume_role_policy=iam.assume_role_policy("rds.amazonaws.com"),
@@ -98,7 +100,7 @@ class Database(pulumi.ComponentResource):
                 role_arn=role.arn,
                 require_tls=True,
                 vpc_subnet_ids=network.private_subnet_ids,
-                vpc_security_group_ids=[network.database_security_group.id],
+                vpc_security_group_ids=[network.proxy_security_group.id],
                 auths=[{"auth_scheme": "SECRETS", "iam_auth": "REQUIRED", "secret_arn": self.secret_arn}],
                 tags=tags,
                 opts=child,

@@ -144,6 +144,38 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
 
+        # RDS Proxy (optional) gets its own group: Postgres in from the Lambdas, out to the database.
+        # The database group has no egress and admits nothing from itself, so the proxy can't share it.
+        self.proxy_security_group: aws.ec2.SecurityGroup | None = None
+        if config.rds_proxy:
+            proxy = aws.ec2.SecurityGroup(
+                f"{name}-proxy",
+                vpc_id=self.vpc.id,
+                description="Courier RDS Proxy: Postgres from the Lambdas, to the database",
+                tags=tags,
+                opts=child,
+            )
+            self.proxy_security_group = proxy
+            for rule, (kind, group, peer, description) in {
+                "lambda-proxy": ("egress", self.lambda_security_group, proxy, "Postgres to RDS Proxy"),
+                "proxy-lambda": ("ingress", proxy, self.lambda_security_group, "Postgres from the Lambdas"),
+                "proxy-database": ("egress", proxy, self.database_security_group, "Postgres to the database"),
+                "database-proxy": ("ingress", self.database_security_group, proxy, "Postgres from RDS Proxy"),
+            }.items():
+                rule_type = (
+                    aws.vpc.SecurityGroupEgressRule if kind == "egress" else aws.vpc.SecurityGroupIngressRule
+                )
+                rule_type(
+                    f"{name}-{rule}",
+                    security_group_id=group.id,
+                    ip_protocol="tcp",
+                    from_port=5432,
+                    to_port=5432,
+                    referenced_security_group_id=peer.id,
+                    description=description,
+                    opts=child,
+                )
+
         self.endpoints: dict[str, aws.ec2.VpcEndpoint] = {}
         if config.interface_endpoints:
             endpoint_group = aws.ec2.SecurityGroup(
