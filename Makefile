@@ -68,3 +68,20 @@ ARCH ?= arm64
 .PHONY: package
 package: install
 	$(RUN) python -m courier_infra.packaging all --arch $(ARCH) --out build/
+
+# Pulumi, always through make: `toolchain: uv` in Pulumi.yaml makes Pulumi's language host run `uv`
+# from PATH, and `make install` puts uv only in .tools/bin. .venv/bin goes first so that a policy
+# pack (PULUMI_ARGS="--policy-pack infra/policy"), which runs python3 from PATH, finds
+# pulumi-policy. UV_FROZEN=1: Pulumi's `uv run` installs exactly uv.lock and never rewrites it.
+#   make preview|up|refresh|destroy STACK=dev|prod [PULUMI_ARGS="..."]
+PULUMI_COMMANDS := preview up refresh destroy
+.PHONY: $(PULUMI_COMMANDS) pulumi-preflight
+$(PULUMI_COMMANDS): pulumi-preflight install
+	PATH="$(CURDIR)/.venv/bin:$(CURDIR)/.tools/bin:$$PATH" UV_FROZEN=1 pulumi $@ -s "$(STACK)" $(PULUMI_ARGS)
+
+pulumi-preflight:
+	@command -v pulumi >/dev/null 2>&1 || { \
+		echo "The Pulumi CLI is not installed (or not on PATH): https://www.pulumi.com/docs/iac/download-install/" >&2; \
+		exit 1; }
+	@[ -n "$(STACK)" ] || { echo "Say which stack: make $(MAKECMDGOALS) STACK=dev (or prod)" >&2; exit 1; }
+	@[ -f "Pulumi.$(STACK).yaml" ] || { echo "STACK=$(STACK): there is no Pulumi.$(STACK).yaml" >&2; exit 1; }
