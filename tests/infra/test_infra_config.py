@@ -19,7 +19,7 @@ def test_each_stack_file_is_valid_and_gets_its_profile_defaults() -> None:
     assert dev.architecture == prod.architecture == "arm64"
     # Structured values arrive as JSON strings, as the Pulumi CLI passes them.
     assert prod.interface_endpoints == ("bedrock-runtime", "secretsmanager")
-    assert prod.alarm_email == "oncall@example.com"
+    assert prod.alarm_email is None  # optional: no placeholder address ships
 
 
 def test_stack_file_values_override_defaults() -> None:
@@ -38,7 +38,7 @@ def test_stack_file_values_override_defaults() -> None:
         ("courier:workerMaxConcurrency", "1", "courier:workerMaxConcurrency"),
         ("courier:workerBatchSize", "11", "courier:workerBatchSize"),
         ("courier:natGatewys", "2", "courier:natGatewys"),  # typo: unknown keys are refused
-        ("courier:alarmEmail", "ops@example.com", "alarmTopic is false"),
+        ("courier:alarmEmail", "ops@acme.io", "alarmTopic is false"),
         ("courier:auth", '{"issuer": "http://idp", "audience": "a", "jwksUrl": "https://idp/jwks"}', "https"),
         ("courier:model", "", "courier:model"),
     ],

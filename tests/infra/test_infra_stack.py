@@ -268,7 +268,7 @@ def test_log_retention_and_alarm_routing_differ_per_stage(dev: Recorded, prod: R
         assert {g.inputs["retentionInDays"] for g in groups} == {days}
     assert dev.of_type("aws:sns/topic:Topic") == []
     topic = prod.one("aws:sns/topic:Topic", "alarms")
-    assert topic.inputs["kmsMasterKeyId"] == "alias/aws/sns"
+    assert topic.inputs["kmsMasterKeyId"] == prod.one("aws:kms/key:Key", "alarms").outputs["arn"]
     names = {a.inputs["metricName"] for a in prod.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
     assert names == {
         "ApproximateNumberOfMessagesVisible",

@@ -31,6 +31,8 @@ LOG_RETENTION_DAYS = frozenset(
     {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
 )
 INTERFACE_ENDPOINT_SERVICES = frozenset({"bedrock-runtime", "sqs", "secretsmanager"})
+PLACEHOLDER_MAIL_DOMAINS = frozenset({"example.com", "example.net", "example.org"})
+RESERVED_TLDS = frozenset({"example", "test", "invalid", "localhost"})
 
 Profile = Literal["dev", "prod"]
 Architecture = Literal["arm64", "x86_64"]
@@ -152,6 +154,7 @@ class StackConfig(BaseModel):
     # Storage and observability.
     body_expiration_days: int = Field(ge=1, le=3650)
     alarm_topic: bool
+    # Optional: subscribed to the alarm topic when set; unset, alarms reach the topic only.
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
 
     @field_validator("log_retention_days")
@@ -173,6 +176,17 @@ class StackConfig(BaseModel):
                 f"unknown services {sorted(unknown)}; choose from {sorted(INTERFACE_ENDPOINT_SERVICES)}"
             )
         return tuple(sorted(set(value)))
+
+    @field_validator("alarm_email")
+    @classmethod
+    def _not_a_placeholder(cls, value: str | None) -> str | None:
+        # RFC 2606 reserves these for examples: nobody reads mail sent there.
+        domain = (value or "").rpartition("@")[2].lower()
+        if domain in PLACEHOLDER_MAIL_DOMAINS or domain.rpartition(".")[2] in RESERVED_TLDS:
+            raise ValueError(
+                f"{value} is a placeholder address: set a mailbox someone reads, or leave it unset"
+            )
+        return value
 
     @model_validator(mode="after")
     def _alarm_email_needs_topic(self) -> StackConfig:

@@ -198,7 +198,9 @@ class CourierStack:
             account_id=self.account_id,
         )
         self.worker_trigger = WorkerTrigger("worker-trigger", config, queue=self.queue, worker=self.worker)
-        self.alarms = Alarms("alarms", config, queue=self.queue, worker=self.worker)
+        self.alarms = Alarms(
+            "alarms", config, queue=self.queue, worker=self.worker, account_id=self.account_id
+        )
         self.artifacts = artifacts
 
     def export(self) -> None:
@@ -206,6 +208,10 @@ class CourierStack:
         pulumi.export("modelId", self.model.model_id)
         pulumi.export("jwtIssuer", self.auth.issuer)
         pulumi.export("jwtAudience", self.auth.audience)
+        if self.auth.user_pool is not None and self.auth.client is not None:
+            # What an operator needs to create users and sign them in (docs/deploy.md).
+            pulumi.export("userPoolId", self.auth.user_pool.id)
+            pulumi.export("userPoolClientId", self.auth.client.id)
         pulumi.export("turnQueueUrl", self.queue.queue.url)
         pulumi.export("deadLetterQueueUrl", self.queue.dead_letter_queue.url)
         pulumi.export("bodyBucket", self.storage.bucket.bucket)

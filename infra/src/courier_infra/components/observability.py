@@ -1,7 +1,11 @@
 """Observability: alarms on what breaks a chat: dead letters, worker errors and throttles, a stuck queue.
 
-Prod sends alarms (and recoveries) to an encrypted SNS topic, optionally with an e-mail
-subscription; dev keeps the alarms visible in the console only.
+Prod sends alarms (and recoveries) to an SNS topic, optionally with an e-mail subscription
+(`courier:alarmEmail`; none when unset); dev keeps the alarms visible in the console only.
+
+The topic is encrypted with a customer-managed KMS key whose policy lets CloudWatch use it.
+The AWS-managed `aws/sns` key can't be used: its policy can't be changed to admit
+cloudwatch.amazonaws.com, so CloudWatch's publishes to the topic fail and nobody is told.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from courier_infra import iam
 from courier_infra.components.functions import LambdaFunction
 from courier_infra.components.queue import TurnQueue
 from courier_infra.config import StackConfig
@@ -24,18 +29,32 @@ class Alarms(pulumi.ComponentResource):
         *,
         queue: TurnQueue,
         worker: LambdaFunction,
+        account_id: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("courier:observability:Alarms", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        tags = {"courier:stage": config.stage}
         self.topic: aws.sns.Topic | None = None
+        self.key: aws.kms.Key | None = None
         actions: list[pulumi.Input[str]] = []
         if config.alarm_topic:
+            self.key = aws.kms.Key(
+                name,
+                description=f"Courier {config.stage}: encrypts the alarm topic; CloudWatch may use it",
+                enable_key_rotation=True,
+                policy=alarm_key_policy(config, account_id),
+                tags=tags,
+                opts=child,
+            )
+            aws.kms.Alias(
+                name, name=f"alias/courier-{config.stage}-alarms", target_key_id=self.key.key_id, opts=child
+            )
             self.topic = aws.sns.Topic(
                 name,
                 name=f"courier-{config.stage}-alarms",
-                kms_master_key_id="alias/aws/sns",
-                tags={"courier:stage": config.stage},
+                kms_master_key_id=self.key.arn,
+                tags=tags,
                 opts=child,
             )
             actions = [self.topic.arn]
@@ -115,3 +134,29 @@ class Alarms(pulumi.ComponentResource):
             ),
         }
         self.register_outputs({})
+
+
+def alarm_key_policy(config: StackConfig, account_id: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The account administers the key (AWS's default policy); CloudWatch may use it to publish."""
+    root = pulumi.Output.concat(f"arn:{iam.partition_of(config.region)}:iam::", account_id, ":root")
+    return pulumi.Output.json_dumps(
+        {
+            "Version": iam.POLICY_VERSION,
+            "Statement": [
+                {
+                    "Sid": "AccountAdministersTheKey",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": root},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "CloudWatchPublishesAlarms",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                    "Resource": "*",
+                },
+            ],
+        }
+    )
