@@ -15,6 +15,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from courier_shared.turn_states import TurnStatus
+
 PROTOCOL_VERSION = 1
 SUBPROTOCOL = "courier.v1"
 BEARER_PREFIX = "bearer."
@@ -155,6 +157,12 @@ class ToolOutputAvailablePart(_Part):
     output: Any
 
 
+class ToolOutputErrorPart(_Part):
+    type: Literal["tool-output-error"] = "tool-output-error"
+    tool_call_id: str
+    error_text: str
+
+
 class Usage(_Wire):
     input_tokens: int = 0
     output_tokens: int = 0
@@ -191,6 +199,7 @@ ChunkPart = Annotated[
     | ToolInputAvailablePart
     | DataToolStatusPart
     | ToolOutputAvailablePart
+    | ToolOutputErrorPart
     | FinishPart
     | AbortPart
     | ErrorPart,
@@ -198,19 +207,6 @@ ChunkPart = Annotated[
 ]
 
 # ---------------------------------------------------------------- server → client
-
-
-class TurnStatus(StrEnum):
-    QUEUED = "queued"
-    STREAMING = "streaming"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
-    CANCELLED = "cancelled"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self not in (TurnStatus.QUEUED, TurnStatus.STREAMING)
 
 
 class ErrorCode(StrEnum):

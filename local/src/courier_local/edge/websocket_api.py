@@ -13,7 +13,7 @@ Facts and sources: shared/notes/aws.md §A. What it does, step by step:
   without a `statusCode` refuses with 502. A `Sec-WebSocket-Protocol` response header is the
   subprotocol the server answers (a browser offering `courier.v1, bearer.<jwt>` needs `courier.v1`).
 - Messages: text frames only (a binary frame closes with 1003, as in AWS). The route is
-  `select_route(body["action"])`; the route's `function` picks the handler; the MESSAGE event carries
+  `select_route(body)` (the declared selection expression); the route's `function` picks the handler; the MESSAGE event carries
   the raw body, a `messageId` and the authorizer context from `$connect`. Handlers run in worker
   threads, concurrently (AWS gives no ordering between invocations either). A two-way route sends the
   handler's returned `body` back as one text frame. A handler that raises produces
@@ -62,7 +62,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from courier_local.edge.lambda_context import LambdaContext
 from courier_local.edge.server import WebSocketLimits
-from courier_shared.routes import ROUTES, Function, select_route
+from courier_shared.routes import ROUTE_SELECTION_EXPRESSION, ROUTES, Function
 from courier_shared.routes import Route as ApiRoute
 
 logger = logging.getLogger(__name__)
@@ -239,6 +239,7 @@ class LocalWebSocketApi:
         handler_threads: int = 64,
         on_event: Callable[[EdgeEvent], None] | None = None,
         routes: tuple[ApiRoute, ...] = ROUTES,
+        route_selection_expression: str = ROUTE_SELECTION_EXPRESSION,
     ) -> None:
         self._authorizer = authorizer
         self._handlers = dict(handlers)
@@ -254,6 +255,10 @@ class LocalWebSocketApi:
         self.max_connection_s = max_connection_s
         self.integration_timeout_s = integration_timeout_s
         self._routes = {route.key: route for route in routes}
+        # API Gateway's `$request.body.<field>`: the one form of selection expression Courier uses.
+        if not route_selection_expression.startswith("$request.body."):
+            raise ValueError(f"unsupported route selection expression {route_selection_expression!r}")
+        self._selection_field = route_selection_expression.removeprefix("$request.body.")
         self._on_event = on_event
         self._connections: dict[str, _Connection] = {}
         # Handlers get their own threads so slow ones never starve anyio's default pool.
@@ -274,6 +279,22 @@ class LocalWebSocketApi:
         # Read by edge.server.serve, so `serve(api.app)` applies the frame limits and knows the stage.
         self.app.state.stage = stage
         self.app.state.websocket_limits = WebSocketLimits(max_message_bytes, max_frame_bytes)
+
+    def attach(self, *, authorizer: LambdaHandler | None, handlers: Mapping[Function, LambdaHandler]) -> None:
+        """Set the integrations (once the functions' environment, which names this API's URL, is known)."""
+        self._authorizer = authorizer
+        self._handlers = dict(handlers)
+
+    def select_route(self, body: str) -> str:
+        """Route selection as API Gateway does it: the selected field's value if it names a route (other
+        than the $-routes), else $default (also for a body that is not a JSON object)."""
+        try:
+            value = json.loads(body).get(self._selection_field)
+        except (ValueError, AttributeError, RecursionError):
+            return "$default"
+        if isinstance(value, str) and value in self._routes and not value.startswith("$"):
+            return value
+        return "$default"
 
     # ----- observation -------------------------------------------------------------------------
 
@@ -622,11 +643,7 @@ class LocalWebSocketApi:
         )
 
     async def _handle_message(self, connection: _Connection, body: str) -> None:
-        try:
-            action = json.loads(body).get("action")
-        except (ValueError, AttributeError):
-            action = None  # not JSON, or not an object: $default
-        route_key = select_route(action)
+        route_key = self.select_route(body)
         route = self._routes.get(route_key)
         handler = self._handlers.get(route.function) if route else None
         request_id = new_aws_id()
