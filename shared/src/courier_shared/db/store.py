@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import ColumnElement, Engine, and_, delete, func, or_, select, update
@@ -20,11 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from courier_shared.db.models import Connection, Conversation, ToolInvocation, Turn, TurnListener
-from courier_shared.protocol import TurnStatus
+from courier_shared.turn_states import OPEN, REMEMBERED, TERMINAL, TurnStatus, sources, values
 
 T = TypeVar("T")
 TITLE_CHARS = 80
-OPEN_STATUSES = (TurnStatus.QUEUED.value, TurnStatus.STREAMING.value)
+OPEN_STATUSES = values(OPEN)
 
 
 class Owner(NamedTuple):
@@ -37,7 +37,44 @@ class InvalidCursor(ValueError):
 
 
 class TurnNotOpen(Exception):
-    """A worker tried to move a turn that is no longer queued or streaming."""
+    """A worker tried to move a turn that is no longer queued or streaming (or no longer its own)."""
+
+
+class LeaseHeld(Exception):
+    """Another worker holds a live lease on the turn; try again once it has expired."""
+
+    def __init__(self, turn_id: uuid.UUID, expires_at: datetime) -> None:
+        super().__init__(f"turn {turn_id} is leased until {expires_at.isoformat()}")
+        self.expires_at = expires_at
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who works on a turn, until when: taken by `start_attempt`, renewed by every save."""
+
+    owner: str
+    duration: timedelta
+
+    def until(self, now: datetime) -> datetime:
+        return now + self.duration
+
+
+@dataclass(frozen=True)
+class AbandonedTurn:
+    owner: Owner
+    turn_id: uuid.UUID
+
+
+def in_progress_condition(now: datetime) -> ColumnElement[bool]:
+    """SQL for `turn_states.in_progress`: queued, or streaming under a live lease.
+
+    What "an answer in progress" means for the open-turn limit: a turn whose worker died stops
+    counting as soon as its lease expires.
+    """
+    return or_(
+        Turn.status == TurnStatus.QUEUED.value,
+        and_(Turn.status == TurnStatus.STREAMING.value, Turn.lease_expires_at > now),
+    )
 
 
 @dataclass(frozen=True)
@@ -69,6 +106,7 @@ class TurnOutcome:
     stop_reason: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    usage_estimated: bool = False  # the tokens are an estimate: the stream was cut before the model's report
 
 
 def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
@@ -272,7 +310,7 @@ class ChatRepository:
             return turn
         if turn.cancel_requested_at is None:
             turn.cancel_requested_at = now
-        if turn.turn_status is TurnStatus.QUEUED:
+        if turn.turn_status is TurnStatus.QUEUED:  # no worker has it: cancelled at once
             turn.status = TurnStatus.CANCELLED.value
             turn.stop_reason = "cancelled"
             turn.completed_at = now
@@ -310,9 +348,7 @@ class ChatRepository:
                 Turn.tenant_id == owner.tenant_id,
                 Turn.user_id == owner.user_id,
                 Turn.id != turn.id,
-                Turn.status.in_(
-                    (TurnStatus.COMPLETED.value, TurnStatus.INTERRUPTED.value, TurnStatus.CANCELLED.value)
-                ),
+                Turn.status.in_(values(REMEMBERED)),
                 or_(
                     Turn.created_at < turn.created_at,
                     and_(Turn.created_at == turn.created_at, Turn.id < turn.id),
@@ -323,34 +359,65 @@ class ChatRepository:
         )
         return list(reversed(list(rows)))
 
-    def start_attempt(self, owner: Owner, turn_id: uuid.UUID, model_id: str, now: datetime) -> Turn:
-        """queued|streaming → streaming with the next attempt number. Raises TurnNotOpen otherwise."""
-        turn = self._session.scalar(
+    def lock_turn(self, owner: Owner, turn_id: uuid.UUID) -> Turn | None:
+        """The owner's turn, locked until the unit of work ends (SELECT … FOR UPDATE)."""
+        return self._session.scalar(
             select(Turn)
             .where(Turn.id == turn_id, Turn.tenant_id == owner.tenant_id, Turn.user_id == owner.user_id)
             .with_for_update()
         )
-        if turn is None or turn.turn_status.is_terminal:
+
+    def start_attempt(
+        self, owner: Owner, turn_id: uuid.UUID, model_id: str, now: datetime, lease: Lease | None = None
+    ) -> Turn:
+        """queued|streaming → streaming with the next attempt number, leased to `lease.owner`
+        (workers always pass a lease; without one the turn is left unleased).
+
+        Raises TurnNotOpen for a finished turn, LeaseHeld while another worker's lease is live.
+        """
+        turn = self.lock_turn(owner, turn_id)
+        if turn is None or not turn.turn_status.may_become(TurnStatus.STREAMING):
             raise TurnNotOpen(str(turn_id))
+        expires, holder = turn.lease_expires_at, turn.lease_owner
+        mine = lease is not None and holder == lease.owner
+        if holder is not None and not mine and expires is not None and expires > now:
+            raise LeaseHeld(turn_id, expires)
         turn.status = TurnStatus.STREAMING.value
         turn.attempt += 1
         turn.model_id = model_id
         turn.assistant_text = ""
         turn.last_seq = -1
         turn.started_at = turn.started_at or now
+        turn.lease_owner = lease.owner if lease is not None else None
+        turn.lease_expires_at = lease.until(now) if lease is not None else None
         return turn
 
-    def save_progress(self, owner: Owner, turn_id: uuid.UUID, text: str, last_seq: int) -> None:
-        self._session.execute(
-            update(Turn)
-            .where(
-                Turn.id == turn_id,
-                Turn.tenant_id == owner.tenant_id,
-                Turn.user_id == owner.user_id,
-                Turn.status == TurnStatus.STREAMING.value,
-            )
-            .values(assistant_text=text, last_seq=last_seq)
+    def save_progress(
+        self,
+        owner: Owner,
+        turn_id: uuid.UUID,
+        text: str,
+        last_seq: int,
+        *,
+        lease: Lease | None = None,
+        now: datetime | None = None,
+    ) -> bool:
+        """Store the text so far and renew the lease (from `now`). False: the lease is lost (the
+        turn was taken over or ended by someone else), so the caller must stop writing."""
+        query = update(Turn).where(
+            Turn.id == turn_id,
+            Turn.tenant_id == owner.tenant_id,
+            Turn.user_id == owner.user_id,
+            Turn.status == TurnStatus.STREAMING.value,
         )
+        changes: dict[str, Any] = {"assistant_text": text, "last_seq": last_seq}
+        if lease is not None:
+            if now is None:
+                raise ValueError("renewing a lease needs `now`")
+            query = query.where(Turn.lease_owner == lease.owner)
+            changes["lease_expires_at"] = lease.until(now)
+        result = self._session.execute(query.values(**changes))
+        return getattr(result, "rowcount", 1) > 0
 
     def turn_control(self, owner: Owner, turn_id: uuid.UUID) -> TurnControl:
         cancel_requested_at = self._session.scalar(
@@ -373,19 +440,28 @@ class ChatRepository:
             )
         )
 
-    def finish_turn(self, owner: Owner, turn_id: uuid.UUID, outcome: TurnOutcome, now: datetime) -> None:
-        """streaming → a terminal status, with everything the turn produced. Raises TurnNotOpen."""
+    def finish_turn(
+        self,
+        owner: Owner,
+        turn_id: uuid.UUID,
+        outcome: TurnOutcome,
+        now: datetime,
+        lease: Lease | None = None,
+    ) -> None:
+        """streaming → a terminal status, with everything the attempt produced, while `lease` is
+        still the turn's. Raises TurnNotOpen when it is finished or another worker took it over."""
         if not outcome.status.is_terminal:
             raise ValueError(f"{outcome.status} is not a terminal status")
+        query = update(Turn).where(
+            Turn.id == turn_id,
+            Turn.tenant_id == owner.tenant_id,
+            Turn.user_id == owner.user_id,
+            Turn.status.in_(values(sources(outcome.status))),
+        )
+        if lease is not None:
+            query = query.where(Turn.lease_owner == lease.owner)
         result = self._session.execute(
-            update(Turn)
-            .where(
-                Turn.id == turn_id,
-                Turn.tenant_id == owner.tenant_id,
-                Turn.user_id == owner.user_id,
-                Turn.status.in_(OPEN_STATUSES),
-            )
-            .values(
+            query.values(
                 status=outcome.status.value,
                 assistant_text=outcome.assistant_text,
                 last_seq=outcome.last_seq,
@@ -397,11 +473,68 @@ class ChatRepository:
                 stop_reason=outcome.stop_reason,
                 error_code=outcome.error_code,
                 error_message=outcome.error_message,
+                usage_estimated=outcome.usage_estimated,
                 completed_at=now,
+                lease_expires_at=None,
             )
         )
         if getattr(result, "rowcount", 1) == 0:
             raise TurnNotOpen(str(turn_id))
+        self._touch_conversation(turn_id, now)
+
+    def end_turn(self, turn: Turn, outcome: TurnOutcome, attempt: int, now: datetime) -> None:
+        """End a turn no worker is streaming (dead-lettered, abandoned, cancelled before it ran):
+        `turn` comes from `lock_turn`; its text so far is kept unless the outcome carries more."""
+        if not turn.turn_status.may_become(outcome.status) or not outcome.status.is_terminal:
+            raise TurnNotOpen(str(turn.id))
+        turn.status = outcome.status.value
+        turn.attempt = attempt
+        turn.last_seq = outcome.last_seq
+        turn.assistant_text = outcome.assistant_text or turn.assistant_text
+        turn.input_tokens = outcome.input_tokens
+        turn.output_tokens = outcome.output_tokens
+        turn.usage_estimated = outcome.usage_estimated
+        turn.stop_reason = outcome.stop_reason
+        turn.error_code = outcome.error_code
+        turn.error_message = outcome.error_message
+        turn.completed_at = now
+        turn.lease_expires_at = None
+        self._session.flush()
+        self._touch_conversation(turn.id, now)
+
+    def announce_ending_once(self, owner: Owner, turn_id: uuid.UUID, attempt: int, last_seq: int) -> bool:
+        """Record that the ending of a turn finished before any attempt (cancelled while queued) is
+        being sent, as `attempt`; True for the one caller that gets to send it."""
+        result = self._session.execute(
+            update(Turn)
+            .where(
+                Turn.id == turn_id,
+                Turn.tenant_id == owner.tenant_id,
+                Turn.user_id == owner.user_id,
+                Turn.status.in_(values(TERMINAL)),
+                Turn.attempt == 0,
+            )
+            .values(attempt=attempt, last_seq=last_seq)
+        )
+        return getattr(result, "rowcount", 1) > 0
+
+    def abandoned_turns(self, now: datetime, limit: int = 100) -> list[AbandonedTurn]:
+        """Streaming turns whose lease has expired (their worker died), oldest lease first.
+
+        Not owner-scoped: recovery is a system task; each turn is then handled under its owner.
+        """
+        rows = self._session.execute(
+            select(Turn.tenant_id, Turn.user_id, Turn.id)
+            .where(
+                Turn.status == TurnStatus.STREAMING.value,
+                or_(Turn.lease_expires_at.is_(None), Turn.lease_expires_at <= now),
+            )
+            .order_by(Turn.lease_expires_at, Turn.id)
+            .limit(limit)
+        )
+        return [AbandonedTurn(Owner(tenant, user), turn_id) for tenant, user, turn_id in rows]
+
+    def _touch_conversation(self, turn_id: uuid.UUID, now: datetime) -> None:
         self._session.execute(
             update(Conversation)
             .where(
