@@ -54,7 +54,12 @@ class Auth(pulumi.ComponentResource):
                 name,
                 user_pool_id=self.user_pool.id,
                 generate_secret=False,  # a browser app cannot keep a secret
-                explicit_auth_flows=["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+                # SRP for browsers; USER_PASSWORD_AUTH (over TLS) for `courier login` and the AWS CLI.
+                explicit_auth_flows=[
+                    "ALLOW_USER_SRP_AUTH",
+                    "ALLOW_USER_PASSWORD_AUTH",
+                    "ALLOW_REFRESH_TOKEN_AUTH",
+                ],
                 prevent_user_existence_errors="ENABLED",
                 id_token_validity=60,
                 access_token_validity=60,
