@@ -14,19 +14,22 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from courier_infra.deployment import Deployment, FunctionSpec
+
 STATE_DIR = Path(".courier")
 STATE_FILE_NAME = "dev.json"
 WEB_DIR = Path(__file__).resolve().parent / "web"
 DEFAULT_PORT = 8000
-DEFAULT_REGION = "us-east-1"
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 Progress = Callable[[str], None]
 
@@ -94,19 +97,24 @@ def _process_alive(pid: int) -> bool:
 class StackOptions:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
+    stack: str = "dev"  # the Pulumi stack whose program is run locally
     database_url: str | None = None  # None: DATABASE_URL, else the embedded SQLite file
-    model: str = "offline"  # "offline" or "bedrock:<model id>"
-    token_rate: float = 30.0  # offline model, tokens per second
+    # "offline": the stack's model id through Strands' BedrockModel against a local ConverseStream
+    # endpoint that answers like the offline model; "local-bedrock:<id>": the same with another id;
+    # "bedrock:<id>": real Bedrock with your AWS credentials.
+    model: str = "offline"
+    token_rate: float = 30.0  # the local model's tokens per second
     grace_s: float = 5.0  # how long a turn keeps generating with no listener
     state_dir: Path = STATE_DIR
-    region: str = field(default_factory=lambda: os.environ.get("AWS_REGION") or DEFAULT_REGION)
     flush_interval_ms: int = 100
-    worker_concurrency: int = 4
-    extra_env: dict[str, str] = field(default_factory=dict)
+    worker_concurrency: int | None = None  # None: the event source mapping's maximum concurrency
+    db_pool_size: int | None = None  # None: each function's default (DB_POOL_SIZE)
+    aws_calls_log: Path | None = None  # record every AWS call the functions make (IAM evaluation)
+    extra_env: dict[str, str] = field(default_factory=dict)  # added to every function's environment
 
     @property
     def bedrock_model_id(self) -> str | None:
-        """The Bedrock model id for `bedrock:<id>` and `local-bedrock:<id>`; None for the offline model."""
+        """The model id `--model` names; None: the one the stack declares."""
         if self.model == "offline":
             return None
         prefix, _, model_id = self.model.partition(":")
@@ -126,20 +134,142 @@ class StackError(Exception):
     """A stack that cannot start, with a message a person can act on."""
 
 
+# ---------------------------------------------------------------- the deployment, localised
+
+
+def load_deployment(stack: str, state_dir: Path) -> Deployment:
+    """What the Pulumi program declares for `stack`, evaluated under Pulumi's mocks (in a subprocess,
+    as it takes over Pulumi's global runtime) and cached until infra/ or the stack file changes."""
+    from courier_infra import manifest
+
+    cache = state_dir / f"deployment-{stack}.json"
+    fingerprint = manifest.fingerprint(stack)
+    try:
+        cached = Deployment.model_validate_json(cache.read_text())
+        if cached.fingerprint == fingerprint:
+            return cached
+    except (OSError, ValueError):
+        pass
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "courier_infra.manifest", "--stack", stack, "--out", str(cache)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise StackError(f"The Pulumi program failed for stack {stack!r}:\n{result.stderr.strip()}")
+    return Deployment.model_validate_json(cache.read_text())
+
+
+@dataclass(frozen=True)
+class LocalEndpoints:
+    """Where the local stand-ins listen: what AWS-only values in the declared environment become."""
+
+    database_url: str
+    queue_urls: dict[str, str]  # declared queue URL -> local (moto) queue URL
+    sqs_endpoint_url: str
+    s3_endpoint_url: str
+    connections_url: str  # the local @connections endpoint, stage included
+    jwks_url: str  # the dev issuer's keys, served by the page
+    bedrock_endpoint_url: str | None  # None: real Bedrock
+    model_id: str | None  # None: the declared MODEL_ID
+
+
+def localize(function: FunctionSpec, local: LocalEndpoints, options: StackOptions) -> dict[str, str]:
+    """A function's declared environment with every AWS-only value mapped to its local stand-in.
+
+    The one place where the local stack departs from what Pulumi declares; everything else (names,
+    limits, timeouts, flags) passes through unchanged. A value naming AWS that no rule here maps
+    stops the stack, so a new variable in infra gets a deliberate local meaning.
+    """
+    from courier_authorizer.settings import DEV_AUDIENCE, DEV_ISSUER
+
+    environment: dict[str, str] = {}
+    for key, value in function.environment.items():
+        if key.startswith("DB_"):
+            continue  # the RDS host, port, name and credentials: the local database URL instead
+        if value in local.queue_urls:
+            environment[key] = local.queue_urls[value]
+            environment["SQS_ENDPOINT_URL"] = local.sqs_endpoint_url
+        elif key == "BODY_BUCKET":
+            environment[key] = value  # the same bucket name, in moto
+            environment["S3_ENDPOINT_URL"] = local.s3_endpoint_url
+        elif key == "CONNECTIONS_ENDPOINT_URL":
+            environment[key] = local.connections_url
+        elif key == "JWT_ISSUER":
+            environment[key] = DEV_ISSUER  # `courier token` and the page's sign-in issue its tokens
+        elif key == "JWT_AUDIENCE":
+            environment[key] = DEV_AUDIENCE
+        elif key == "JWKS_URL":
+            environment[key] = local.jwks_url
+        elif key == "MODEL_ID":
+            environment[key] = local.model_id or value
+            if local.bedrock_endpoint_url is not None:
+                environment["BEDROCK_ENDPOINT_URL"] = local.bedrock_endpoint_url
+        elif key == "LISTENER_GRACE_S":
+            environment[key] = str(options.grace_s)
+        elif key == "FLUSH_INTERVAL_MS":
+            environment[key] = str(options.flush_interval_ms)
+        elif "amazonaws.com" in value or value.startswith("arn:aws"):
+            if value.startswith("arn:aws:sqs:"):
+                environment[key] = value  # moto's queue ARNs are the declared ones (same account, Region)
+                continue
+            raise StackError(
+                f"{function.name}: {key}={value} names AWS and has no local stand-in "
+                "(add a rule to courier_local.stack.localize)"
+            )
+        else:
+            environment[key] = value
+    if any(key.startswith("DB_") for key in function.environment):
+        environment["DATABASE_URL"] = local.database_url
+        if options.db_pool_size is not None:
+            environment["DB_POOL_SIZE"] = str(options.db_pool_size)
+    return {**environment, **options.extra_env}
+
+
+def offline_answers(token_rate: float) -> Callable[[Mapping[str, Any]], Any]:
+    """The offline model's answers (tool triggers, "lorem N", echo) as local ConverseStream scripts."""
+    from courier_local.edge.bedrock import BedrockScript, ToolCall, split_words
+    from courier_local.offline_model import OfflineModel
+
+    model = OfflineModel(tokens_per_second=token_rate)
+
+    def answer(body: Mapping[str, Any]) -> BedrockScript:
+        offered = [tool["toolSpec"]["name"] for tool in (body.get("toolConfig") or {}).get("tools", [])]
+        turn = model.respond(body.get("messages") or [], offered)
+        words = split_words(turn.text)
+        tool = None
+        if turn.tool is not None:
+            tool = ToolCall(turn.tool.name, turn.tool.input, tool_use_id=f"tooluse_{uuid.uuid4().hex[:16]}")
+        return BedrockScript(tokens=words, tool_use=tool, tokens_after_tool=words)
+
+    return answer
+
+
 # ---------------------------------------------------------------- the stack
 
 
 class LocalStack:
-    """Start with `start()` (returns the StackInfo), stop with `stop()`; every part is stopped in reverse."""
+    """Start with `start()` (returns the StackInfo), stop with `stop()`; every part is stopped in reverse.
+
+    Assembled from the Pulumi program's declarations for `options.stack`: the functions (invoked
+    through their Handler, with their environment), the WebSocket API's routes, authorizer and
+    selection expression, the queues' settings, the event source mappings and the bucket.
+    """
 
     def __init__(self, options: StackOptions, progress: Progress = lambda _: None) -> None:
         self.options = options
         self.progress = progress
         self._stops: list[tuple[str, Callable[[], None]]] = []
         self.info: StackInfo | None = None
+        self.deployment: Deployment | None = None
         self.dev_issuer: Any = None
         self.api: Any = None
-        self.esm: Any = None
+        self.bedrock: Any = None  # the local ConverseStream endpoint (None with real Bedrock)
+        self.functions: dict[str, Any] = {}
+        self.mappings: list[Any] = []
+        self.moto: Any = None
+        self.queue_urls: dict[str, str] = {}  # declared queue name -> local queue URL
 
     def __enter__(self) -> LocalStack:
         self.start()
@@ -147,10 +277,6 @@ class LocalStack:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
-
-    def _step(self, what: str) -> float:
-        self.progress(f"{what}…")
-        return time.monotonic()
 
     def start(self) -> StackInfo:
         try:
@@ -169,12 +295,16 @@ class LocalStack:
                 f"A Courier stack is already running here (pid {existing.pid}, {existing.page_url}). "
                 "Stop it first, or use another working directory."
             )
-        self._configure_aws(model_id if options.uses_real_aws else None)
+        self._step(f"Reading what stack {options.stack!r} deploys (the Pulumi program)")
+        deployment = self.deployment = load_deployment(options.stack, options.state_dir)
+        self._configure_aws(deployment.region, model_id if options.uses_real_aws else None)
+        if options.aws_calls_log is not None:
+            from courier_local.aws_calls import record_calls
 
-        # 1. The database, migrated to head.
+            record_calls(options.aws_calls_log)
+
+        # 1. The database, migrated to head (in AWS: the migrator, before any code rolls out).
         from courier_local.commands.db import shown, upgrade_database
-        from courier_shared.db.engine import build_engine
-        from courier_shared.db.store import ChatStore
         from courier_shared.settings import DatabaseSettings, embedded_database_url
 
         database_url = (
@@ -184,41 +314,46 @@ class LocalStack:
         )
         self._step(f"Migrating the database {shown(database_url)} to head")
         upgrade_database(database_url, quiet=True)
-        engine = build_engine(database_url, pool_size=5)
-        self._stops.append(("database", engine.dispose))
-        store = ChatStore(engine)
-        os.environ["DATABASE_URL"] = database_url  # every service's settings read the same database
 
-        # 2. The dev token issuer (its JWKS is what the authorizer trusts).
+        # 2. The dev token issuer: the authorizer fetches its JWKS from the page, as from Cognito's.
         from courier_local.dev_issuer import DevIssuer
 
         self.dev_issuer = DevIssuer(options.state_dir / "dev-issuer")
-        jwks_path = self.dev_issuer.ensure_key()
+        self.dev_issuer.ensure_key()
 
-        # 3. moto: the turn queue with its DLQ, and the bucket for large answers.
+        # 3. moto: the declared queues (with their settings) and buckets.
         self._step("Starting local SQS and S3 (moto)")
-        from courier_local.edge.sqs import LocalMoto, create_turn_queues
+        from courier_local.edge.sqs import LocalMoto, create_declared_queues
 
-        moto = LocalMoto(region=options.region).start()
-        self._stops.append(("moto", moto.stop))
-        sqs = moto.client("sqs")
-        suffix = uuid.uuid4().hex[:8]  # moto's state is process-global: unique names keep stacks apart
-        queues = create_turn_queues(
-            sqs, f"courier-turns-{suffix}", visibility_timeout_s=120, max_receive_count=5
-        )
-        bucket = f"courier-bodies-{suffix}"
-        moto.client("s3").create_bucket(Bucket=bucket)
+        self.moto = LocalMoto(region=deployment.region).start()
+        self._stops.append(("moto", self.moto.stop))
+        sqs = self.moto.client("sqs")
+        self.queue_urls = create_declared_queues(sqs, deployment.queues)
+        for bucket in deployment.buckets:
+            self.moto.client("s3").create_bucket(
+                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": deployment.region}
+            )
 
-        # 4. The local API Gateway with the authorizer and gateway Lambdas, and the page, on one port.
+        # 4. The local API Gateway (routes as declared) and the page, on one port.
         self._step("Starting the local WebSocket gateway")
         from courier_local.edge.server import serve
         from courier_local.edge.websocket_api import LocalWebSocketApi
         from courier_shared.routes import Function
+        from courier_shared.routes import Route as ApiRoute
 
-        authorizer_handler = _build_authorizer(jwks_path)
-        gateway_handler = _build_gateway(store, sqs, queues.queue_url, moto.endpoint_url)
+        declared_api = deployment.api
         self.api = LocalWebSocketApi(
-            authorizer=authorizer_handler, handlers={Function.GATEWAY: gateway_handler}, stage="local"
+            authorizer=None,
+            handlers={},
+            stage=declared_api.stage,
+            api_id=declared_api.api_id,
+            region=deployment.region,
+            account_id=deployment.account_id,
+            routes=tuple(
+                ApiRoute(route.key, Function(route.function), two_way=route.two_way)
+                for route in declared_api.routes
+            ),
+            route_selection_expression=declared_api.route_selection_expression,
         )
         app = StackApp(self.api.app, page_app(self))
         try:
@@ -236,51 +371,79 @@ class LocalStack:
             ) from error
         self._stops.append(("web server", server.stop))
 
-        # 5. The worker behind an event source mapping on the turn queue.
+        # 5. The model: a local ConverseStream endpoint, unless real Bedrock was asked for.
+        bedrock_endpoint_url = None
+        if not options.uses_real_aws:
+            from courier_local.edge.bedrock import LocalBedrock
+
+            self.bedrock = LocalBedrock(
+                offline_answers(options.token_rate), tokens_per_second=options.token_rate
+            ).start()
+            self._stops.append(("local Bedrock", self.bedrock.stop))
+            bedrock_endpoint_url = self.bedrock.endpoint_url
+
+        # 6. Every declared function, with its environment localised.
+        from courier_local.lambda_runtime import LocalFunction
+
+        local = LocalEndpoints(
+            database_url=database_url,
+            queue_urls={queue.url: self.queue_urls[queue.name] for queue in deployment.queues},
+            sqs_endpoint_url=self.moto.endpoint_url,
+            s3_endpoint_url=self.moto.endpoint_url,
+            connections_url=server.callback_url,
+            jwks_url=f"{server.base_url}/dev/jwks.json",
+            bedrock_endpoint_url=bedrock_endpoint_url,
+            model_id=model_id,
+        )
+        self.functions = {
+            spec.name: LocalFunction(
+                spec,
+                localize(spec, local, options),
+                region=deployment.region,
+                account_id=deployment.account_id,
+            )
+            for spec in deployment.functions.values()
+            if spec.name != "migrator"  # step 1 ran the migrations
+        }
+        self.api.attach(
+            authorizer=self.functions[declared_api.authorizer] if declared_api.authorizer else None,
+            handlers={Function(route.function): self.functions[route.function] for route in declared_api.routes},
+        )
+
+        # 7. The event source mappings, as declared (batch size, concurrency, partial failures).
         self._step("Starting the worker")
         from courier_local.edge.sqs import EventSourceMapping
 
-        bedrock_endpoint_url = None
-        if model_id is not None and not options.uses_real_aws:
-            # botocore and Strands' BedrockModel, unchanged, against a local ConverseStream endpoint.
-            from courier_local.edge.bedrock import LocalBedrock
-
-            bedrock = LocalBedrock(tokens_per_second=options.token_rate, region=options.region).start()
-            self._stops.append(("local Bedrock", bedrock.stop))
-            bedrock_endpoint_url = bedrock.endpoint_url
-        worker_handler = _build_worker(
-            options,
-            store,
-            moto,
-            bucket,
-            server.callback_url,
-            model_id=model_id,
-            bedrock_endpoint_url=bedrock_endpoint_url,
-        )
-        self.esm = EventSourceMapping(
-            sqs,
-            queues.queue_url,
-            worker_handler,
-            batch_size=1,
-            max_concurrency=options.worker_concurrency,
-            wait_time_s=0.5,
-            function_timeout_s=900,
-        ).start()
+        for declared in deployment.event_source_mappings:
+            function = self.functions[declared.function]
+            queue = deployment.queue_by_arn(declared.queue_arn)
+            self.mappings.append(
+                EventSourceMapping(
+                    sqs,
+                    self.queue_urls[queue.name],
+                    function,
+                    batch_size=declared.batch_size,
+                    max_concurrency=options.worker_concurrency or declared.maximum_concurrency or 2,
+                    wait_time_s=0.5,
+                    report_batch_item_failures="ReportBatchItemFailures" in declared.function_response_types,
+                    function_name=function.spec.function_name,
+                    function_timeout_s=function.spec.timeout_s,
+                ).start()
+            )
         # Stopped after the web server (so before it in this list): closing the sockets first lets an
         # answer in progress see its listeners gone and end as `interrupted` within the grace period.
-        esm = self.esm
         worker_stop_s = options.grace_s + 5.0
 
-        def stop_worker() -> None:
-            if getattr(esm, "_batches_in_flight", 0):  # the poller's count of batches being handled
+        def stop_mappings() -> None:
+            if any(getattr(mapping, "_batches_in_flight", 0) for mapping in self.mappings):
                 self.progress(f"Letting answers in progress end (up to {worker_stop_s:.0f} s)…")
-            esm.stop(timeout=worker_stop_s)
+            for mapping in self.mappings:
+                mapping.stop(timeout=worker_stop_s)
 
-        self._stops.insert(len(self._stops) - 1, ("worker", stop_worker))
+        self._stops.insert(len(self._stops) - 1, ("worker", stop_mappings))
 
-        ws_url = server.ws_url
         self.info = StackInfo(
-            ws_url=ws_url,
+            ws_url=server.ws_url,
             page_url=f"{server.base_url}/",
             dev_token_url=f"{server.base_url}/dev/token",
             callback_url=server.callback_url,
@@ -293,9 +456,18 @@ class LocalStack:
         self._stops.append(("state file", lambda: path.unlink(missing_ok=True)))
         return self.info
 
-    def _configure_aws(self, model_id: str | None) -> None:
+    @property
+    def esm(self) -> Any:
+        """The turn queue's event source mapping (the first declared)."""
+        return self.mappings[0]
+
+    def _step(self, what: str) -> float:
+        self.progress(f"{what}…")
+        return time.monotonic()
+
+    def _configure_aws(self, region: str, model_id: str | None) -> None:
         """Local endpoints get dummy credentials; real Bedrock keeps the real ones from the environment."""
-        os.environ.setdefault("AWS_REGION", self.options.region)
+        os.environ.setdefault("AWS_REGION", region)  # the functions get the stack's Region themselves
         os.environ.setdefault("AWS_DEFAULT_REGION", os.environ["AWS_REGION"])
         if model_id is None:
             # Everything is local: make sure no client can reach real AWS with real credentials.
@@ -323,73 +495,6 @@ class LocalStack:
                 stop()
             except Exception as error:
                 self.progress(f"warning: stopping the {name} failed: {error}")
-
-
-# ---------------------------------------------------------------- the services, composed
-
-
-def _build_authorizer(jwks_path: Path) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    from courier_authorizer.composition import build_authorizer
-    from courier_authorizer.settings import AuthorizerSettings
-
-    settings = AuthorizerSettings.model_validate(
-        {"DEV_ISSUER_ENABLED": True, "DEV_JWKS_PATH": str(jwks_path)}
-    )
-    authorizer = build_authorizer(settings)
-    return lambda event, _context: authorizer.authorize(event)
-
-
-def _build_gateway(store: Any, sqs: Any, queue_url: str, sqs_endpoint_url: str) -> Callable[..., Any]:
-    from courier_gateway.composition import build_gateway
-    from courier_gateway.queue import SqsTurnQueue
-    from courier_gateway.settings import GatewaySettings
-
-    settings = GatewaySettings.model_validate(
-        {"TURN_QUEUE_URL": queue_url, "SQS_ENDPOINT_URL": sqs_endpoint_url}
-    )
-    gateway = build_gateway(settings, store=store, queue=SqsTurnQueue(sqs, queue_url))
-    return gateway.handle
-
-
-def _build_worker(
-    options: StackOptions,
-    store: Any,
-    moto: Any,
-    bucket: str,
-    callback_url: str,
-    *,
-    model_id: str | None,
-    bedrock_endpoint_url: str | None = None,
-) -> Callable[..., Any]:
-    from courier_worker.adapters import S3BodyStore
-    from courier_worker.composition import build_worker
-    from courier_worker.settings import WorkerSettings
-
-    values: dict[str, Any] = {
-        "CONNECTIONS_ENDPOINT_URL": callback_url,
-        "LISTENER_GRACE_S": options.grace_s,
-        "FLUSH_INTERVAL_MS": options.flush_interval_ms,
-        "BODY_BUCKET": bucket,
-        "S3_ENDPOINT_URL": moto.endpoint_url,
-        "AWS_REGION": options.region,
-    }
-    if model_id is not None:
-        values["MODEL_ID"] = model_id  # real Bedrock with the environment's credentials, or the local one
-    if bedrock_endpoint_url is not None:
-        values["BEDROCK_ENDPOINT_URL"] = bedrock_endpoint_url
-    settings = WorkerSettings.model_validate(values)
-    model = None
-    if model_id is None:
-        from courier_local.offline_model import OfflineModel
-
-        model = OfflineModel(tokens_per_second=options.token_rate)
-    worker = build_worker(
-        settings,
-        model=model,
-        engine=store.engine,
-        bodies=S3BodyStore(bucket=bucket, client=moto.client("s3")),  # moto: dummy credentials
-    )
-    return worker.handle
 
 
 # ---------------------------------------------------------------- the page and /dev endpoints
@@ -444,6 +549,10 @@ def page_app(stack: LocalStack) -> Any:
             return JSONResponse({"message": "user and tenant are at most 128 characters."}, 400)
         return JSONResponse({"token": stack.issue_token(user, tenant), "user": user, "tenant": tenant})
 
+    async def jwks(_: Request) -> Response:
+        # What the authorizer fetches at cold start, as it fetches Cognito's in AWS.
+        return FileResponse(stack.dev_issuer.jwks_path, media_type="application/json")
+
     async def health(_: Request) -> Response:
         return JSONResponse({"ok": True})
 
@@ -452,6 +561,7 @@ def page_app(stack: LocalStack) -> Any:
             Route("/", index),
             Route("/dev/config", config),
             Route("/dev/token", dev_token),
+            Route("/dev/jwks.json", jwks),
             Route("/healthz", health),
             Mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static"),
         ]

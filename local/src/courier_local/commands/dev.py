@@ -61,6 +61,19 @@ def dev(
     state_dir: Annotated[
         Path, typer.Option(help="Where the database, dev keys and dev.json live.")
     ] = STATE_DIR,
+    stack: Annotated[
+        str, typer.Option(help="The Pulumi stack to run locally (its Pulumi.<stack>.yaml).")
+    ] = "dev",
+    worker_concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, help="Concurrent worker invocations. Default: the stack's maximum concurrency."),
+    ] = None,
+    db_pool_size: Annotated[
+        int | None, typer.Option(min=1, max=50, help="Database connections per function (DB_POOL_SIZE).")
+    ] = None,
+    aws_calls_log: Annotated[
+        Path | None, typer.Option(hidden=True, help="Record every AWS call the functions make (tests).")
+    ] = None,
 ) -> None:
     """Run Courier locally: WebSocket gateway, queue, worker, database, dev tokens and the web page."""
     started = time.monotonic()
@@ -84,6 +97,10 @@ def dev(
             token_rate=token_rate,
             grace_s=grace,
             state_dir=state_dir,
+            stack=stack,
+            worker_concurrency=worker_concurrency,
+            db_pool_size=db_pool_size,
+            aws_calls_log=aws_calls_log,
         ),
         progress=_progress,
     )

@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -121,7 +121,7 @@ class LocalBedrock:
 
     def __init__(
         self,
-        script: BedrockScript | None = None,
+        script: BedrockScript | Callable[[Mapping[str, Any]], BedrockScript] | None = None,
         *,
         tokens_per_second: float = 0.0,
         first_token_delay_s: float = 0.0,
@@ -221,7 +221,8 @@ class LocalBedrock:
         offered = {
             tool.get("toolSpec", {}).get("name") for tool in (body.get("toolConfig") or {}).get("tools", [])
         }
-        script = self.script
+        # A script, or a function of the request (an answer that depends on what was asked).
+        script = self.script if isinstance(self.script, BedrockScript) else self.script(body)
         call = script.tool_use if script.tool_use is not None and script.tool_use.name in offered else None
         tokens = list(script.tokens_after_tool if has_tool_result else script.tokens)
         answer = _Answer()

@@ -23,13 +23,14 @@ import logging
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from moto.server import ThreadedMotoServer
 
+from courier_infra.deployment import QueueSpec
 from courier_local.edge.lambda_context import LambdaContext
 
 logger = logging.getLogger(__name__)
@@ -163,6 +164,36 @@ def create_turn_queues(
         },
     )["QueueUrl"]
     return QueueUrls(queue_url=queue_url, dlq_url=dlq_url)
+
+
+def create_declared_queues(sqs_client: Any, queues: Sequence[QueueSpec]) -> dict[str, str]:
+    """Create the queues a deployment declares, with their declared attributes (dead-letter targets
+    first, so redrive policies name queues that exist). Returns queue name -> local queue URL.
+
+    moto's account and the Pulumi mocks' are the same (123456789012), so local queue ARNs are the
+    declared ones, and a redrive policy or an environment variable naming a queue ARN holds as is.
+    """
+    urls: dict[str, str] = {}
+    for queue in sorted(queues, key=lambda queue: queue.dead_letter_target_arn is not None):
+        attributes = {
+            "VisibilityTimeout": str(queue.visibility_timeout_s),
+            "MessageRetentionPeriod": str(queue.message_retention_s),
+        }
+        if queue.fifo:
+            attributes["FifoQueue"] = "true"
+            attributes["ContentBasedDeduplication"] = str(queue.content_based_deduplication).lower()
+        if queue.dead_letter_target_arn is not None:
+            attributes["RedrivePolicy"] = json.dumps(
+                {"deadLetterTargetArn": queue.dead_letter_target_arn, "maxReceiveCount": queue.max_receive_count}
+            )
+        url = sqs_client.create_queue(QueueName=queue.name, Attributes=attributes)["QueueUrl"]
+        arn = sqs_client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        if arn != queue.arn:
+            raise ValueError(f"local queue ARN {arn} differs from the declared {queue.arn}")
+        urls[queue.name] = url
+    return urls
 
 
 def _lambda_message_attribute(value: Mapping[str, Any]) -> dict[str, Any]:

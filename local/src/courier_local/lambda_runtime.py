@@ -1,0 +1,119 @@
+"""A local Lambda runtime: invokes a function through its declared Handler, with its declared environment.
+
+As the Python runtime does, the Handler string (`courier_gateway.handler.lambda_handler`) is split
+into a module and an attribute, the module imported and the attribute called with (event, context).
+Each `LocalFunction` loads its own copy of the handler module (a container of its own), so two local
+stacks in one process never share a warm service. The cold start happens with the function's own
+environment (the Pulumi-declared variables, localised) and its own credentials, so every AWS call
+its clients make can be attributed to it (`courier_local.aws_calls`) and checked against its policy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
+
+from courier_infra.deployment import FunctionSpec
+from courier_local.edge.lambda_context import LambdaContext
+
+# Cold starts patch the process environment for the clients they build: one at a time.
+_environment_lock = threading.Lock()
+
+
+class HandlerNotFound(Exception):
+    """Runtime.HandlerNotFound / Runtime.ImportModuleError, as Lambda reports them."""
+
+
+def load_handler(handler: str) -> Any:
+    """Import a fresh copy of the Handler's module and return the handler callable."""
+    module_name, _, attribute = handler.rpartition(".")
+    spec = importlib.util.find_spec(module_name) if module_name else None
+    if spec is None or spec.loader is None:
+        raise HandlerNotFound(f"Runtime.ImportModuleError: Unable to import module '{module_name}'")
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        raise HandlerNotFound(f"Runtime.HandlerNotFound: {handler} is undefined or not exported")
+    return function
+
+
+def access_key_of(function_name: str) -> str:
+    """The dummy access key a local function's clients sign with: it names the function."""
+    return f"LOCAL-{function_name}"
+
+
+@contextmanager
+def _process_environment(values: Mapping[str, str]) -> Iterator[None]:
+    with _environment_lock:
+        saved = {key: os.environ.get(key) for key in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+class LocalFunction:
+    """One deployed function, run in this process."""
+
+    def __init__(self, spec: FunctionSpec, environment: Mapping[str, str], *, region: str, account_id: str):
+        self.spec = spec
+        self.region = region
+        self.account_id = account_id
+        self.environment = {
+            **environment,
+            # What the Lambda runtime sets for every function.
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+            "AWS_ACCESS_KEY_ID": access_key_of(spec.function_name),
+            "AWS_SECRET_ACCESS_KEY": "local",
+        }
+        self.handler = load_handler(spec.handler)
+        self._cold_started = False
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def cold_start(self) -> None:
+        """Lambda's init: compose the service with this function's environment and credentials."""
+        with self._lock:
+            if self._cold_started:
+                return
+            cold_start = getattr(self.handler, "cold_start", None)
+            if cold_start is not None:
+                with _process_environment(self._client_environment()):
+                    cold_start(self.environment)
+            self._cold_started = True
+
+    def _client_environment(self) -> dict[str, str]:
+        """What boto3 reads from the process while the service builds its clients."""
+        keys = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        return {key: self.environment[key] for key in keys}
+
+    def context(self) -> LambdaContext:
+        return LambdaContext(
+            function_name=self.spec.function_name,
+            memory_limit_in_mb=self.spec.memory_mb,
+            timeout_s=float(self.spec.timeout_s),
+            region=self.region,
+            account_id=self.account_id,
+        )
+
+    def __call__(self, event: dict[str, Any], _caller_context: Any = None) -> Any:
+        """Invoke: the function's own context (its timeout, memory, name), whoever the caller is."""
+        self.cold_start()
+        return self.handler(event, self.context())
