@@ -51,6 +51,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "worker_max_concurrency": 2,
         "body_expiration_days": 7,
         "alarm_topic": False,
+        "api_gateway_logging_role": False,
         "throttle_rate_limit": 20,
         "throttle_burst_limit": 40,
     },
@@ -66,6 +67,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "worker_max_concurrency": 10,
         "body_expiration_days": 30,
         "alarm_topic": True,
+        "api_gateway_logging_role": True,
         "throttle_rate_limit": 200,
         "throttle_burst_limit": 400,
     },
@@ -140,9 +142,10 @@ class StackConfig(BaseModel):
     flush_interval_ms: int = Field(default=100, ge=10, le=2000)
     listener_grace_s: int = Field(default=5, ge=0, le=600)
 
-    # WebSocket API: API Gateway's CloudWatch role is one per account and region; turn this off
-    # when another stack in the same account and region already sets it.
-    api_gateway_logging_role: bool = True
+    # WebSocket API: API Gateway's CloudWatch role is one per account and region, so exactly one
+    # stack per account and region may own it: prod by default (the shipped stacks share
+    # eu-west-1). A dev stack alone in an account/region sets `apiGatewayLoggingRole: true`.
+    api_gateway_logging_role: bool
     # WebSocket API stage throttling.
     throttle_rate_limit: float = Field(gt=0)
     throttle_burst_limit: int = Field(gt=0)

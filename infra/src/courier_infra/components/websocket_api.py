@@ -20,6 +20,7 @@ from courier_infra.components.functions import LambdaFunction
 from courier_infra.config import StackConfig
 from courier_shared.routes import AUTHORIZER_IDENTITY_SOURCES, ROUTES
 
+ACCESS_LOG_GROUP_PREFIX = "/aws/apigateway/courier-"
 # Only request metadata: no $request.header.*, no $request.querystring.*, no authorizer claims.
 ACCESS_LOG_FORMAT = json.dumps(
     {
@@ -144,7 +145,7 @@ class WebSocketApi(pulumi.ComponentResource):
 
         self.access_logs = aws.cloudwatch.LogGroup(
             f"{name}-access",
-            name=f"/aws/apigateway/courier-{config.stage}-websocket",
+            name=f"{ACCESS_LOG_GROUP_PREFIX}{config.stage}-websocket",
             retention_in_days=config.log_retention_days,
             tags={"courier:stage": config.stage},
             opts=child,
@@ -173,14 +174,21 @@ class WebSocketApi(pulumi.ComponentResource):
     def _account_logging_role(
         self, name: str, config: StackConfig, account_id: pulumi.Input[str]
     ) -> aws.apigateway.Account:
-        """API Gateway writes WebSocket access logs with one role per account and region."""
+        """API Gateway writes WebSocket access logs with one role per account and region.
+
+        Only the stack with `courier:apiGatewayLoggingRole` sets it (prod by default), for every
+        Courier stage in the region, and it is retained on delete: with pulumi-aws 7, deleting
+        the Account resource resets the account's role, which would break the other stages'
+        access logging and their next stage update. Removing it is a manual step (docs/deploy.md).
+        """
+        retained = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
         logs_arn = pulumi.Output.concat(
             f"arn:{iam.partition_of(config.region)}:logs:{config.region}:", account_id, ":log-group:"
         )
         role = aws.iam.Role(
             f"{name}-cloudwatch",
             assume_role_policy=iam.assume_role_policy("apigateway.amazonaws.com"),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=retained,
         )
         aws.iam.RolePolicy(
             f"{name}-cloudwatch",
@@ -196,7 +204,8 @@ class WebSocketApi(pulumi.ComponentResource):
                             "logs:PutLogEvents",
                         ],
                         [
-                            pulumi.Output.concat(self.access_logs.arn, ":*"),
+                            # Every Courier stage's access logs: the role serves the whole region.
+                            pulumi.Output.concat(logs_arn, f"{ACCESS_LOG_GROUP_PREFIX}*-websocket:*"),
                             pulumi.Output.concat(logs_arn, "API-Gateway-Execution-Logs_*"),
                         ],
                     ),
@@ -205,11 +214,9 @@ class WebSocketApi(pulumi.ComponentResource):
                     ),
                 ]
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=retained,
         )
-        return aws.apigateway.Account(
-            f"{name}-account", cloudwatch_role_arn=role.arn, opts=pulumi.ResourceOptions(parent=self)
-        )
+        return aws.apigateway.Account(f"{name}-account", cloudwatch_role_arn=role.arn, opts=retained)
 
 
 def connections_endpoint(api: aws.apigatewayv2.Api, config: StackConfig) -> pulumi.Output[str]:
