@@ -8,6 +8,7 @@ Chunk parts are the Vercel AI SDK UI message stream (v5) parts, unchanged.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -20,10 +21,23 @@ from courier_shared.turn_states import TurnStatus
 PROTOCOL_VERSION = 1
 SUBPROTOCOL = "courier.v1"
 BEARER_PREFIX = "bearer."
-MAX_FRAME_BYTES = 32 * 1024  # what Courier sends per frame; API Gateway's frame limit
-DEFAULT_MAX_MESSAGE_CHARS = 8_000
+MAX_FRAME_BYTES = 32 * 1024  # API Gateway's frame limit: a bigger frame closes the socket with 1009
+MAX_MESSAGE_BYTES = 128 * 1024  # API Gateway's message limit (a message may span several frames)
+# What a Courier client puts in one frame at most. AWS writes "32 KB" without saying whether it means
+# 32,000 or 32,768 bytes, so clients stay under the smaller reading.
+CLIENT_FRAME_BUDGET_BYTES = 32_000
+# The most bytes one character of `text` can take in a frame: a control character is sent as the
+# JSON escape \u00XX (6 bytes); anything else takes at most 4 (UTF-8, no \u escaping).
+WORST_CASE_BYTES_PER_CHAR = 6
+# The longest message (in characters, i.e. Unicode code points): even in its worst-case encoding
+# (6 x 5,000 = 30,000 bytes, plus under 200 bytes of action, ids and field names) it fits one client
+# frame, so no client ever has to split a message or send a frame API Gateway would drop.
+MAX_MESSAGE_CHARS = 5_000
+DEFAULT_MAX_MESSAGE_CHARS = MAX_MESSAGE_CHARS
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+MAX_CLIENT_FRAME_DEPTH = 8  # a client frame is one flat JSON object; deeper is refused unparsed
+MAX_NAME_CHARS_IN_ERRORS = 40  # a field name quoted back in an error message is cut to this
 
 
 def _to_camel(name: str) -> str:
@@ -36,7 +50,8 @@ class _Wire(BaseModel):
 
 
 class _ClientFrame(_Wire):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: "20" or true is not an int; camelCase only: `client_message_id` is an unknown field.
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False, validate_by_name=False)
 
 
 # ---------------------------------------------------------------- client → server
@@ -85,11 +100,43 @@ CLIENT_FRAME: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
 CLIENT_ACTIONS: frozenset[str] = frozenset(
     {"sendMessage", "cancel", "resume", "getHistory", "listConversations", "ping"}
 )
+_CLIENT_FIELD_NAMES: frozenset[str] = frozenset(
+    info.alias or name
+    for model in (SendMessage, Cancel, Resume, GetHistory, ListConversations, Ping)
+    for name, info in model.model_fields.items()
+)
 
 
 def parse_client_frame(raw: str | bytes) -> ClientFrame:
-    """Parse one client frame; raises ValidationError (pydantic) for anything off-contract."""
+    """Parse one client frame; raises ValidationError (pydantic) for anything off-contract.
+
+    Check `nesting_depth` first when the input is untrusted: it bounds the parser's recursion.
+    """
     return CLIENT_FRAME.validate_json(raw)
+
+
+_STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"?', re.DOTALL)
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def nesting_depth(raw: str) -> int:
+    """How deeply arrays and objects nest in `raw`, without parsing it (linear, no recursion).
+
+    Brackets inside string literals don't count; for text that is not JSON the answer is a bound.
+    """
+    depth = deepest = 0
+    for bracket in _BRACKETS.findall(_STRING_LITERAL.sub("", raw)):
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth = max(0, depth - 1)
+    return deepest
+
+
+def encode_client_frame(frame: dict[str, Any]) -> str:
+    """A client frame as Courier's clients send it: compact, UTF-8 as is (no \\u escapes)."""
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
 
 
 # ---------------------------------------------------------------- chunk parts (AI SDK UI stream v5)
@@ -306,15 +353,32 @@ def parse_server_frame(raw: str | bytes) -> ServerFrame:
     return SERVER_FRAME.validate_json(raw)
 
 
+def _quoted_name(name: str) -> str:
+    """A field name as an error message quotes it: cut short, so a huge name is not echoed back."""
+    if len(name) > MAX_NAME_CHARS_IN_ERRORS:
+        name = name[:MAX_NAME_CHARS_IN_ERRORS] + "…"
+    return f"'{name}'"
+
+
 def describe_validation_error(error: ValidationError) -> str:
-    """One short sentence a person can act on, naming the first offending field."""
-    first = error.errors()[0]
-    where = ".".join(str(p) for p in first["loc"] if not isinstance(p, int)) or "frame"
+    """One short sentence a person can act on, naming the first offending field.
+
+    An unknown field is named before a missing one: `client_message_id` is more likely a misspelt
+    `clientMessageId` than two mistakes.
+    """
+    errors = error.errors(include_input=False, include_url=False)
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    field = str(next((p for p in reversed(first["loc"]) if not isinstance(p, int)), "frame"))
+    # The discriminated union puts the action's name first in the location; the field comes last.
     kind = first["type"]
     if kind == "extra_forbidden":
-        return f"Unknown field '{where.split('.')[-1]}'."
+        hint = ""
+        camel = _to_camel(field)
+        if camel != field and any(_to_camel(f) == camel for f in _CLIENT_FIELD_NAMES):
+            hint = f" Field names are camelCase: {_quoted_name(camel)}."
+        return f"Unknown field {_quoted_name(field)}.{hint}"
     if kind == "missing":
-        return f"Missing required field '{where.split('.')[-1]}'."
+        return f"Missing required field {_quoted_name(field)}."
     if kind == "union_tag_invalid":
         return f"Unknown action. Known actions: {', '.join(sorted(CLIENT_ACTIONS))}."
     if kind == "union_tag_not_found":
@@ -323,7 +387,7 @@ def describe_validation_error(error: ValidationError) -> str:
         return "The frame is not a JSON object."
     if kind == "model_attributes_type":
         return "The frame must be a JSON object."
-    return f"Invalid '{where.split('.')[-1]}': {first['msg']}."
+    return f"Invalid {_quoted_name(field)}: {first['msg']}."
 
 
 def is_json_object(raw: str | bytes) -> bool:

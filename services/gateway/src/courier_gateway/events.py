@@ -23,7 +23,9 @@ class WebSocketEvent:
 
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> WebSocketEvent:
-        context = event.get("requestContext") or {}
+        context = event.get("requestContext")
+        if not isinstance(context, Mapping):
+            context = {}
         domain, stage = context.get("domainName"), context.get("stage")
         body = event.get("body")
         return cls(
@@ -31,9 +33,15 @@ class WebSocketEvent:
             connection_id=str(context.get("connectionId", "")),
             owner=_owner(context.get("authorizer")),
             body=body if isinstance(body, str) else None,
-            callback_url=f"https://{domain}/{stage}" if domain and stage else None,
+            callback_url=_callback_url(domain, stage),
             offered_subprotocols=_offered_subprotocols(event.get("headers")),
         )
+
+
+def _callback_url(domain: object, stage: object) -> str | None:
+    if isinstance(domain, str) and domain and isinstance(stage, str) and stage:
+        return f"https://{domain}/{stage}"
+    return None
 
 
 def _owner(authorizer: object) -> Owner | None:

@@ -23,6 +23,7 @@ from courier_shared.db.models import Turn
 from courier_shared.db.store import ChatRepository, ChatStore, InvalidCursor, Owner, encode_cursor
 from courier_shared.protocol import (
     CLIENT_ACTIONS,
+    MAX_CLIENT_FRAME_DEPTH,
     Ack,
     Cancel,
     ClientFrame,
@@ -42,6 +43,7 @@ from courier_shared.protocol import (
     Usage,
     describe_validation_error,
     dump_frame,
+    nesting_depth,
     parse_client_frame,
 )
 from courier_shared.queue import TurnRequest
@@ -105,12 +107,19 @@ class Gateway:
 
     def handle(self, event: Mapping[str, Any], context: object = None) -> dict[str, Any]:
         """One API Gateway WebSocket event in, the Lambda proxy response out. Never raises."""
-        request = WebSocketEvent.from_event(event)
-        if request.route_key == "$connect":
-            return self._connect(request)
-        if request.route_key == "$disconnect":
-            return self._disconnect(request)
-        return frame_response(dump_frame(self.answer(request)))
+        try:
+            request = WebSocketEvent.from_event(event)
+            if request.route_key == "$connect":
+                return self._connect(request)
+            if request.route_key == "$disconnect":
+                return self._disconnect(request)
+            return frame_response(dump_frame(self.answer(request)))
+        except Exception:  # a bug: the client still gets a server error, never a dropped socket
+            self._logger.exception("event failed")
+            context = event.get("requestContext") if isinstance(event, Mapping) else None
+            if isinstance(context, Mapping) and context.get("eventType") in ("CONNECT", "DISCONNECT"):
+                return {"statusCode": 500}
+            return frame_response(dump_frame(_internal_error(None, None)))
 
     # ---------------------------------------------------------------- connection lifecycle
 
@@ -141,53 +150,65 @@ class Gateway:
     # ---------------------------------------------------------------- client frames
 
     def answer(self, request: WebSocketEvent) -> Ack | Snapshot | History | Conversations | Pong | Error:
-        action, client_message_id = _hints(request.body)
+        hints: _Hints = (None, None)
         try:
+            body = request.body or ""
+            document = self._load(body)
+            hints = _hints(document)
+            self._check(body, document)
             if request.owner is None:
                 raise FrameError(
                     ErrorCode.UNAUTHORIZED,
                     "This connection has no verified identity: reconnect with a token.",
                 )
-            answer = self._dispatch(self._parse(request), request, request.owner)
+            answer = self._dispatch(self._parse(body), request, request.owner)
         except FrameError as error:
             self._logger.info(
-                "frame refused", extra={**_who(request), "action": action, "code": error.code.value}
+                "frame refused", extra={**_who(request), "action": hints[0], "code": error.code.value}
             )
             return Error(
                 code=error.code,
                 message=error.message,
-                action=action,
-                client_message_id=client_message_id,
+                action=hints[0],
+                client_message_id=hints[1],
                 retryable=error.retryable,
             )
         except Exception:
-            self._logger.exception("frame failed", extra={**_who(request), "action": action})
-            return Error(
-                code=ErrorCode.INTERNAL,
-                message="Something went wrong on our side. Try again in a moment.",
-                action=action,
-                client_message_id=client_message_id,
-                retryable=True,
-            )
-        self._logger.info("frame answered", extra={**_who(request), "action": action, "answer": answer.type})
+            self._logger.exception("frame failed", extra={**_who(request), "action": hints[0]})
+            return _internal_error(*hints)
+        self._logger.info(
+            "frame answered", extra={**_who(request), "action": hints[0], "answer": answer.type}
+        )
         return answer
 
-    def _parse(self, request: WebSocketEvent) -> ClientFrame:
-        body = request.body
-        if body is None or body == "":
+    @staticmethod
+    def _load(body: str) -> object:
+        """The frame's JSON, or None if it is not JSON. The nesting is checked first, unparsed, so a
+        deeply nested frame can't exhaust the parser's recursion."""
+        if body == "":
             raise FrameError(
                 ErrorCode.BAD_REQUEST, 'The frame is empty: send a JSON object like {"action":"ping"}.'
             )
+        if nesting_depth(body) > MAX_CLIENT_FRAME_DEPTH:
+            raise FrameError(
+                ErrorCode.BAD_REQUEST,
+                f"The frame nests arrays or objects more than {MAX_CLIENT_FRAME_DEPTH} levels deep: "
+                'a client frame is one flat JSON object like {"action":"ping"}.',
+            )
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            return None
+
+    def _check(self, body: str, document: object) -> None:
         size = len(body.encode("utf-8", errors="surrogatepass"))
         if size > self._limits.max_frame_bytes:
             raise FrameError(
                 ErrorCode.TOO_LARGE,
                 f"The frame is {size} bytes; the limit is {self._limits.max_frame_bytes} bytes.",
             )
-        try:
-            document = json.loads(body)
-        except ValueError:
-            raise FrameError(ErrorCode.BAD_REQUEST, "The frame is not valid JSON.") from None
+        if document is None:
+            raise FrameError(ErrorCode.BAD_REQUEST, "The frame is not valid JSON.")
         if not isinstance(document, dict):
             raise FrameError(ErrorCode.BAD_REQUEST, 'The frame must be a JSON object like {"action":"ping"}.')
         if "action" not in document:
@@ -195,6 +216,8 @@ class Gateway:
                 ErrorCode.BAD_REQUEST,
                 f"Missing required field 'action'. Known actions: {', '.join(sorted(CLIENT_ACTIONS))}.",
             )
+
+    def _parse(self, body: str) -> ClientFrame:
         try:
             return parse_client_frame(body)
         except ValidationError as error:
@@ -413,14 +436,21 @@ def _history_turn(turn: Turn) -> HistoryTurn:
     )
 
 
-def _hints(body: str | None) -> tuple[str | None, uuid.UUID | None]:
+def _internal_error(action: str | None, client_message_id: uuid.UUID | None) -> Error:
+    return Error(
+        code=ErrorCode.INTERNAL,
+        message="Something went wrong on our side. Try again in a moment.",
+        action=action,
+        client_message_id=client_message_id,
+        retryable=True,
+    )
+
+
+_Hints = tuple[str | None, uuid.UUID | None]
+
+
+def _hints(document: object) -> _Hints:
     """The frame's action and clientMessageId, when readable, so an error can name them."""
-    if not body:
-        return None, None
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return None, None
     if not isinstance(document, dict):
         return None, None
     action = document.get("action")
