@@ -1,4 +1,5 @@
-"""The `courier` command: the local stack, a terminal client, dev tokens, the database, the model catalog.
+"""The `courier` command: the local stack, a terminal client, dev tokens, the database, the model catalog,
+signing in to a deployed stack.
 
 Each command lives in its own module under courier_local.commands and is registered here.
 """
@@ -28,6 +29,10 @@ app.add_typer(db_command.db_app, name="db")
 from courier_local.commands import models as models_command  # noqa: E402
 
 app.add_typer(models_command.models_app, name="models")
+
+from courier_local.commands import login as login_command  # noqa: E402
+
+app.command("login")(login_command.login)
 
 
 def main() -> None:
