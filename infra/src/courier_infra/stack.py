@@ -101,7 +101,11 @@ class CourierStack:
             network=self.network,
         )
         self.migrations = Migrations(
-            "migrations", migrator=self.migrator, database=self.database, migrations_hash=migrations_hash
+            "migrations",
+            migrator=self.migrator,
+            database=self.database,
+            migrations_hash=migrations_hash,
+            code_hashes={service: artifact.sha256 for service, artifact in artifacts.items()},
         )
         new_code_after_migrations = [self.migrations.invocation]
 
