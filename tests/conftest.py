@@ -20,6 +20,8 @@ from courier_shared.db.engine import build_engine
 from courier_shared.db.store import ChatStore, Owner
 
 ROOT = Path(__file__).resolve().parent.parent
+# Every AWS call of the local stacks, evaluated against the declared IAM at the end of the session.
+pytest_plugins = ["iam_plugin"]
 TEST_DATABASE_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )

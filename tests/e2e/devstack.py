@@ -17,11 +17,14 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from iam_plugin import AWS_CALLS_DIR_VARIABLE
 
 READY_WITHIN_S = (
     45.0  # generous for a loaded machine; test_shutdown_is_clean_on_postgres checks the 15 s promise
@@ -111,13 +114,20 @@ class DevStack:
         return int(self.process.returncode)
 
 
+def aws_calls_log_args() -> list[str]:
+    """Every stack of the session records its functions' AWS calls for the IAM evaluation
+    (tests/iam_plugin.py) into the folder the plugin named."""
+    folder = os.environ.get(AWS_CALLS_DIR_VARIABLE)
+    return ["--aws-calls-log", str(Path(folder) / f"{uuid.uuid4().hex}.jsonl")] if folder else []
+
+
 def start_dev_stack(workdir: Path, *args: str, env: dict[str, str] | None = None) -> DevStack:
     workdir.mkdir(parents=True, exist_ok=True)
     state = workdir / ".courier" / "dev.json"
     started = time.monotonic()
     with (workdir / "dev.out").open("wb") as out, (workdir / "dev.err").open("wb") as err:
         process = subprocess.Popen(
-            [*courier_command(), "dev", "--port", "0", *args],
+            [*courier_command(), "dev", "--port", "0", *aws_calls_log_args(), *args],
             cwd=workdir,
             env=env or stack_env(),
             stdout=out,

@@ -55,6 +55,7 @@ class Declared:
     inputs: dict[str, Any]
     outputs: dict[str, Any]
     dependencies: list[str]
+    id: str = ""
 
 
 @dataclass
@@ -149,6 +150,10 @@ class AwsMocks(pulumi.runtime.Mocks):
             outputs["arn"] = f"arn:aws:sns:{region}:{ACCOUNT}:{physical}"
         elif kind == "aws:lambda/invocation:Invocation":
             outputs["result"] = json.dumps({"revision": "head"})
+        elif kind == "random:index/randomId:RandomId":
+            # Deterministic stand-in for the random bytes: a digest of the name and keepers.
+            seed = json.dumps([name, inputs.get("keepers")], sort_keys=True).encode()
+            outputs["hex"] = hashlib.sha256(seed).hexdigest()[: 2 * int(inputs["byteLength"])]
         else:
             outputs.setdefault("arn", f"arn:aws:{kind.split(':')[1].split('/')[0]}:{region}:{ACCOUNT}:{name}")
         return resource_id, outputs
@@ -186,6 +191,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 inputs=pulumi.runtime.rpc.deserialize_properties(request.object),
                 outputs=registration.state,
                 dependencies=list(request.dependencies),
+                id=registration.id or "",
             )
         return response
 

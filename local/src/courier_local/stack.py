@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -137,12 +138,13 @@ class StackError(Exception):
 # ---------------------------------------------------------------- the deployment, localised
 
 
-def load_deployment(stack: str, state_dir: Path) -> Deployment:
+def load_deployment(stack: str) -> Deployment:
     """What the Pulumi program declares for `stack`, evaluated under Pulumi's mocks (in a subprocess,
-    as it takes over Pulumi's global runtime) and cached until infra/ or the stack file changes."""
+    as it takes over Pulumi's global runtime) and cached in the repository's .courier/ until infra/,
+    the stack file or the catalog change."""
     from courier_infra import manifest
 
-    cache = state_dir / f"deployment-{stack}.json"
+    cache = manifest.ROOT / STATE_DIR / f"deployment-{stack}.json"
     fingerprint = manifest.fingerprint(stack)
     try:
         cached = Deployment.model_validate_json(cache.read_text())
@@ -296,7 +298,7 @@ class LocalStack:
                 "Stop it first, or use another working directory."
             )
         self._step(f"Reading what stack {options.stack!r} deploys (the Pulumi program)")
-        deployment = self.deployment = load_deployment(options.stack, options.state_dir)
+        deployment = self.deployment = load_deployment(options.stack)
         self._configure_aws(deployment.region, model_id if options.uses_real_aws else None)
         if options.aws_calls_log is not None:
             from courier_local.aws_calls import record_calls
@@ -442,6 +444,9 @@ class LocalStack:
 
         self._stops.insert(len(self._stops) - 1, ("worker", stop_mappings))
 
+        # Like provisioned concurrency: containers initialised before the first request, off the clock.
+        threading.Thread(target=self._warm_up, name="courier-warm-up", daemon=True).start()
+
         self.info = StackInfo(
             ws_url=server.ws_url,
             page_url=f"{server.base_url}/",
@@ -455,6 +460,13 @@ class LocalStack:
         path.write_text(json.dumps(asdict(self.info), indent=2))
         self._stops.append(("state file", lambda: path.unlink(missing_ok=True)))
         return self.info
+
+    def _warm_up(self) -> None:
+        for function in self.functions.values():
+            try:
+                function.cold_start()
+            except Exception as error:  # the first invocation will fail the same way, visibly
+                self.progress(f"warning: {function.name} failed to initialise: {error}")
 
     @property
     def esm(self) -> Any:
