@@ -2,7 +2,7 @@
 
 RDS generates the master password and keeps it in a Secrets Manager secret it rotates; the
 Lambdas get the secret's ARN (`DB_SECRET_ARN`) and read it at cold start. Prod: Multi-AZ,
-deletion protection, a final snapshot, 7 days of backups.
+deletion protection, a final snapshot (`courier-<stage>-final-<8 hex digits>`), 7 days of backups.
 
 Optional (`courier:rdsProxy: true`): an RDS Proxy that requires TLS and IAM auth from clients and
 uses the same secret towards the database. Functions then connect to the proxy endpoint with an
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random
 
 from courier_infra import iam
 from courier_infra.components.network import Network
@@ -37,9 +38,26 @@ class Database(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
+        identifier = f"courier-{config.stage}"
+        final_snapshot: pulumi.Output[str] | None = None
+        if not config.db_skip_final_snapshot:
+            # RDS refuses a final snapshot whose name exists, so a fixed name makes the second teardown
+            # of a stage (or replacing its database) fail. The suffix is drawn once per instance: the
+            # keepers are the settings whose change replaces the instance, and so draw a new one.
+            suffix = pulumi_random.RandomId(
+                f"{name}-final-snapshot",
+                byte_length=4,
+                keepers={
+                    "identifier": identifier,
+                    "dbName": config.db_name,
+                    "username": config.db_master_username,
+                },
+                opts=child,
+            )
+            final_snapshot = suffix.hex.apply(lambda digits: f"{identifier}-final-{digits}")
         self.instance = aws.rds.Instance(
             name,
-            identifier=f"courier-{config.stage}",
+            identifier=identifier,
             engine="postgres",
             engine_version=config.db_engine_version,
             instance_class=config.db_instance_class,
@@ -58,9 +76,7 @@ class Database(pulumi.ComponentResource):
             deletion_protection=config.deletion_protection,
             backup_retention_period=config.db_backup_retention_days,
             skip_final_snapshot=config.db_skip_final_snapshot,
-            final_snapshot_identifier=None
-            if config.db_skip_final_snapshot
-            else f"courier-{config.stage}-final",
+            final_snapshot_identifier=final_snapshot,
             copy_tags_to_snapshot=True,
             auto_minor_version_upgrade=True,
             apply_immediately=config.profile == "dev",
