@@ -19,10 +19,10 @@ from courier_shared.lambda_entry import LambdaEntry
 from courier_worker import handler
 from courier_worker.adapters import ApiGatewayConnections
 from courier_worker.bedrock import AbortableBedrockModel, bedrock_client_config
+from courier_worker.failures import classify_model_error
 from courier_worker.ports import ConnectionGone, ConnectionUnavailable
 from courier_worker.settings import WorkerSettings
-from courier_worker.tools import ToolInputError, current_time, default_tools, trim_output
-from courier_worker.turn import classify_model_error
+from courier_worker.tools import current_time, default_tools, trim_output
 
 # ---------------------------------------------------------------- settings
 
@@ -164,10 +164,40 @@ def test_wrapped_errors_are_classified_by_their_cause() -> None:
 def test_current_time_answers_in_the_zone_and_rejects_unknown_zones() -> None:
     answer = current_time(time_zone="Asia/Kolkata")
     assert answer["timeZone"] == "Asia/Kolkata" and answer["localTime"].endswith("+05:30")
-    with pytest.raises(ToolInputError, match="Unknown time zone 'Nowhere/Land'"):
-        current_time(time_zone="Nowhere/Land")
-    with pytest.raises(ToolInputError):
-        current_time(time_zone="../etc/passwd")
+    assert current_time(time_zone=" europe/paris")["timeZone"] == "Europe/Paris"
+    unknown = current_time(time_zone="Nowhere/Land")
+    assert unknown["status"] == "error"
+    assert "Unknown time zone 'Nowhere/Land'" in unknown["content"][0]["text"]
+
+
+@pytest.mark.parametrize(
+    "zone",
+    # Directories of the zone database ("Europe" raised IsADirectoryError), paths, data files of
+    # the tzdata package, a name too long for the file system, NUL, empty.
+    [
+        "Europe",
+        "America/Argentina",
+        "America/Argentina/",
+        "../etc/passwd",
+        "/etc/passwd",
+        "zone.tab",
+        "__init__.py",
+        "x" * 300,
+        "UTC\x00",
+        "",
+        " ",
+        ".",
+    ],
+)
+def test_current_time_answers_every_string_with_a_result_or_a_tool_error(zone: str) -> None:
+    answer = current_time(time_zone=zone)
+    assert answer["status"] == "error"
+    assert len(answer["content"][0]["text"]) < 300  # short enough to show
+
+
+def test_a_region_gets_zones_to_choose_from() -> None:
+    text = current_time(time_zone="America/Argentina")["content"][0]["text"]
+    assert "America/Argentina/Buenos_Aires" in text
 
 
 def test_registry_summaries_never_fail() -> None:
@@ -193,7 +223,9 @@ def test_the_handler_builds_once_per_container_and_acks_finished_turns(
     monkeypatch.setenv("DATABASE_URL", postgres_url)
     monkeypatch.setenv("MODEL_ID", "us.anthropic.claude-haiku-4-5-20251001-v1:0")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setattr(handler, "lambda_handler", LambdaEntry(handler.logger, handler.build))  # a new container
+    monkeypatch.setattr(
+        handler, "lambda_handler", LambdaEntry(handler.logger, handler.build)
+    )  # a new container
     body = json.dumps(
         {
             "turn_id": str(uuid.uuid4()),  # no such turn: nothing to do, acknowledged

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from courier_shared.turn_states import TurnStatus
+from courier_shared.turn_states import TurnStatus as TurnStatus  # part of the protocol's vocabulary
 
 PROTOCOL_VERSION = 1
 SUBPROTOCOL = "courier.v1"

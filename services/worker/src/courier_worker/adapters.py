@@ -1,4 +1,4 @@
-"""boto3 adapters for the worker's ports: API Gateway @connections, S3, Secrets Manager."""
+"""boto3 adapters for the worker's ports: API Gateway @connections, S3, SQS visibility."""
 
 from __future__ import annotations
 
@@ -107,6 +107,39 @@ class S3BodyStore:
     def get_text(self, ref: str) -> str:
         body = self._client.get_object(Bucket=self._bucket, Key=ref)["Body"].read()
         return bytes(body).decode()
+
+
+class SqsVisibility:
+    """QueueVisibility over boto3 SQS. The queue URL is derived from the record's eventSourceARN
+    (arn:aws:sqs:{region}:{account}:{name}); clients are built on first use, one per region."""
+
+    def __init__(self, *, endpoint_url: str | None = None) -> None:
+        self._endpoint_url = endpoint_url
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        # A failed call only means a later retry: no reason to wait long for it.
+        self._config = Config(
+            retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=5
+        )
+
+    def queue_url(self, queue_arn: str) -> tuple[str, str]:
+        """(region, URL) of the queue an ARN names."""
+        _arn, _partition, _service, region, account, name = queue_arn.split(":", 5)
+        base = self._endpoint_url or f"https://sqs.{region}.amazonaws.com"
+        return region, f"{base.rstrip('/')}/{account}/{name}"
+
+    def retry_after(self, queue_arn: str, receipt_handle: str, delay_s: int) -> None:
+        region, url = self.queue_url(queue_arn)
+        with self._lock:
+            client = self._clients.get(region)
+            if client is None:
+                client = boto3.client(
+                    "sqs", region_name=region, endpoint_url=self._endpoint_url, config=self._config
+                )
+                self._clients[region] = client
+        client.change_message_visibility(
+            QueueUrl=url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay_s
+        )
 
 
 def build_s3_body_store(settings: WorkerSettings) -> S3BodyStore | None:

@@ -14,18 +14,25 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    SqsFifoPartialProcessor,
+    process_partial_response,
+)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from pydantic import ValidationError
 from sqlalchemy import Engine
 from strands.models import Model
 
 from courier_shared.db.aws import connect
 from courier_shared.db.store import ChatStore
 from courier_shared.queue import TurnRequest
-from courier_worker.adapters import ApiGatewayConnections, build_s3_body_store
+from courier_worker.adapters import ApiGatewayConnections, SqsVisibility, build_s3_body_store
 from courier_worker.bedrock import build_bedrock_model
+from courier_worker.failures import RetryLater
 from courier_worker.observability import MetricUnit, logger, metrics, record_failure
-from courier_worker.ports import BodyStore, ConnectionPoster
+from courier_worker.ports import BodyStore, ConnectionPoster, QueueVisibility
 from courier_worker.settings import WorkerSettings
 from courier_worker.tools import ToolRegistry, default_tools
 from courier_worker.turn import TurnReport, TurnRunner, utcnow
@@ -34,6 +41,10 @@ T = TypeVar("T")
 # Threads for blocking calls of one turn: the Bedrock reader, @connections posts (one per
 # listener at a time), database calls and sync tools. asyncio's default (cpu + 4) is too small.
 TURN_THREADS = 16
+MAX_RETRY_BACKOFF_S = 60
+# A dead-letter record that cannot be read stays in the DLQ for a person; it is looked at again
+# after this long (SQS's maximum visibility timeout), with one more log line.
+UNREADABLE_DEAD_LETTER_VISIBILITY_S = 12 * 3600
 
 
 def run_coroutine(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -65,29 +76,59 @@ def run_coroutine(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 class Worker:
-    """Processes SQS FIFO batches of turn requests; one per container."""
+    """Processes SQS FIFO batches of turn requests, and dead-lettered ones; one per container."""
 
-    def __init__(self, *, runner: TurnRunner) -> None:
+    def __init__(
+        self,
+        *,
+        runner: TurnRunner,
+        queue: QueueVisibility | None = None,
+        dead_letter_queue_arn: str | None = None,
+    ) -> None:
         self.runner = runner
+        self.queue = queue
+        self.dead_letter_queue_arn = dead_letter_queue_arn
         self.reports: list[TurnReport] = []  # the last batch's reports (tests, benchmark)
+        self._deadline: float | None = None
+        self._retry_in: dict[str, int] = {}  # message id → seconds until its retry
 
     def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-        """The Lambda entry: records in order; a failed record fails the rest of its message group."""
+        """The Lambda entry. Turn records run in order; a failed record fails the rest of its message
+        group. Dead-letter records end their turns. Records given up for a temporary reason are
+        made visible again after a short backoff (not the queue's visibility timeout)."""
         self.reports = []
-        processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+        self._retry_in = {}
+        self._deadline = self._deadline_of(context)
+        records = event.get("Records", [])
+        dead_letters = self.dead_letter_queue_arn is not None and any(
+            r.get("eventSourceARN") == self.dead_letter_queue_arn for r in records
+        )
+        processor: BatchProcessor
+        if dead_letters:  # one event comes from one event source mapping
+            processor, record_handler = BatchProcessor(EventType.SQS), self._process_dead_letter
+        else:
+            processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+            record_handler = self._process_record
         processor.raise_on_entire_batch_failure = False  # report the failures; never fail the batch blindly
         try:
             response = process_partial_response(
-                event=event, record_handler=self._process_record, processor=processor, context=context
+                event=event, record_handler=record_handler, processor=processor, context=context
             )
+            self._hasten_retries(records, response)
         finally:
             if metrics.metric_set:  # nothing to publish when every record was a no-op
                 metrics.flush_metrics()
         return dict(response)
 
+    def _deadline_of(self, context: Any) -> float | None:
+        """When the runtime will stop this invocation, on the runner's clock (None: no context)."""
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        if remaining is None:
+            return None
+        return self.runner.clock() + int(remaining()) / 1000
+
     def _process_record(self, record: SQSRecord) -> None:
-        # A body that is not a turn request raises here: the record fails, SQS retries it, the DLQ keeps it.
-        request = TurnRequest.model_validate_json(record.body)
+        request = self._read(record, retry_in=0)  # unreadable: on to the DLQ quickly, not every 12 minutes
         keys = {
             "turn_id": str(request.turn_id),
             "conversation_id": str(request.conversation_id),
@@ -96,11 +137,90 @@ class Worker:
         }
         logger.append_keys(**keys)
         try:
-            report = run_coroutine(lambda: self.runner.run(request))
+            if self._deadline is not None:
+                left = self._deadline - self.runner.clock()
+                if left < 2 * self.runner.settings.deadline_margin_s:
+                    logger.info("too little time left in this invocation to start the turn: handed back")
+                    raise RetryLater("deadline", 0)
+            report = run_coroutine(lambda: self.runner.run(request, deadline=self._deadline))
+        except RetryLater as retry:
+            self._retry_in[record.message_id] = self._backoff(record, retry)
+            logger.info("record handed back for a retry", extra={"reason": retry.reason})
+            raise
         finally:
             logger.remove_keys(list(keys))
         self.reports.append(report)
         self._publish_metrics(report)
+
+    def _process_dead_letter(self, record: SQSRecord) -> None:
+        """A record the turn queue gave up on: its turn ends `failed`, its listeners are told."""
+        request = self._read(record, retry_in=UNREADABLE_DEAD_LETTER_VISIBILITY_S)
+        keys = {"turn_id": str(request.turn_id), "message_id": record.message_id}
+        logger.append_keys(**keys)
+        try:
+            status = run_coroutine(lambda: self.runner.ender().end_dead_lettered(request))
+        except Exception:
+            self._retry_in[record.message_id] = self._backoff(record, RetryLater("dead_letter_failed"))
+            logger.exception("could not end a dead-lettered turn: retrying")
+            raise
+        finally:
+            logger.remove_keys(list(keys))
+        if status is not None:
+            logger.warning(
+                "dead-lettered turn ended", extra={"turn_id": str(request.turn_id), "status": status}
+            )
+            metrics.add_metric(name="DeadLetteredTurns", unit=MetricUnit.Count, value=1)
+
+    def _read(self, record: SQSRecord, *, retry_in: int) -> TurnRequest:
+        try:
+            return TurnRequest.model_validate_json(record.body)
+        except ValidationError as error:
+            # The body is not logged (it is not ours to trust); where it broke is.
+            first = error.errors()[0]
+            logger.error(
+                "unreadable turn request: the record fails",
+                extra={
+                    "message_id": record.message_id,
+                    "event_source_arn": record.event_source_arn,
+                    "receive_count": record.attributes.approximate_receive_count,
+                    "body_bytes": len(record.body.encode()),
+                    "problem": first["type"],
+                    "field": ".".join(str(part) for part in first["loc"]),
+                },
+            )
+            self._retry_in[record.message_id] = retry_in
+            raise
+
+    def _backoff(self, record: SQSRecord, retry: RetryLater) -> int:
+        if retry.delay_s is not None:
+            return max(0, min(round(retry.delay_s), MAX_RETRY_BACKOFF_S))
+        receives = int(record.attributes.approximate_receive_count or 1)
+        return int(min(self.runner.settings.retry_backoff_s * 2 ** (receives - 1), MAX_RETRY_BACKOFF_S))
+
+    def _hasten_retries(self, records: list[dict[str, Any]], response: Any) -> None:
+        """Make failed records visible again after their backoff. Records skipped because an earlier
+        record of their FIFO group failed follow it: SQS holds a group while any of it is in flight."""
+        if self.queue is None or not self._retry_in:
+            return
+        failed = {str(item["itemIdentifier"]) for item in response.get("batchItemFailures", [])}
+        group_delay: dict[str, int] = {}
+        for record in records:
+            group = record.get("attributes", {}).get("MessageGroupId")
+            delay = self._retry_in.get(record["messageId"])
+            if group is not None and delay is not None:
+                group_delay.setdefault(group, delay)
+        for record in records:
+            if record["messageId"] not in failed:
+                continue
+            group = record.get("attributes", {}).get("MessageGroupId")
+            delay = self._retry_in.get(record["messageId"], group_delay.get(group) if group else None)
+            if delay is None:
+                continue
+            try:
+                self.queue.retry_after(record["eventSourceARN"], record["receiptHandle"], delay)
+            except Exception:
+                # The queue's visibility timeout still brings the record back, only later.
+                logger.warning("could not shorten a record's wait for its retry", exc_info=True)
 
     @staticmethod
     def _publish_metrics(report: TurnReport) -> None:
@@ -141,6 +261,7 @@ def build_worker(
     bodies: BodyStore | None = None,
     engine: Engine | None = None,
     tools: ToolRegistry | None = None,
+    queue: QueueVisibility | None = None,
     clock: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], datetime] = utcnow,
 ) -> Worker:
@@ -162,4 +283,6 @@ def build_worker(
         clock=clock,
         wall_clock=wall_clock,
     )
-    return Worker(runner=runner)
+    if queue is None:
+        queue = SqsVisibility(endpoint_url=settings.sqs_endpoint_url)  # boto3 client built on first use
+    return Worker(runner=runner, queue=queue, dead_letter_queue_arn=settings.dead_letter_queue_arn)

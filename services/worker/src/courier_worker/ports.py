@@ -32,3 +32,11 @@ class BodyStore(Protocol):
         ...
 
     def get_text(self, ref: str) -> str: ...
+
+
+class QueueVisibility(Protocol):
+    """Hands a received record back to its queue early (SQS ChangeMessageVisibility)."""
+
+    def retry_after(self, queue_arn: str, receipt_handle: str, delay_s: int) -> None:
+        """The record becomes visible again in `delay_s` seconds (0..43,200)."""
+        ...

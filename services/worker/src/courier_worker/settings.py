@@ -38,6 +38,24 @@ class WorkerSettings(DatabaseSettings):
     control_poll_ms: int = Field(default=250, ge=20, le=500, alias="CONTROL_POLL_MS")
     save_interval_s: float = Field(default=2.0, gt=0, le=2.0, alias="SAVE_INTERVAL_S")
     history_window: int = Field(default=20, ge=0, le=200, alias="HISTORY_WINDOW")
+    # Model calls one turn may make (each tool round trip is one more): a loop ends, not the Lambda.
+    max_agent_cycles: int = Field(default=8, ge=1, le=50, alias="MAX_AGENT_CYCLES")
+    # Stop this long before the Lambda's deadline: the time to drain the text, store the turn and
+    # send its ending (the final write itself waits for the database at most until the deadline).
+    deadline_margin_s: float = Field(default=10.0, ge=1, le=300, alias="DEADLINE_MARGIN_S")
+
+    # A streaming turn's lease (renewed by every save): once it expires the turn is abandoned (no
+    # longer "in progress"; a retried record may take it over). Longer than the outage we ride out.
+    lease_s: float = Field(default=30.0, ge=5, le=900, alias="LEASE_S")
+    # How long the database may be unreachable while an answer streams before the attempt gives up
+    # (its listeners get an `error`, the record is retried in seconds).
+    database_outage_budget_s: float = Field(default=15.0, ge=1, le=300, alias="DATABASE_OUTAGE_BUDGET_S")
+    # The first retry of a record given up for a temporary reason, doubled per receive (≤ 60 s).
+    retry_backoff_s: int = Field(default=2, ge=0, le=60, alias="RETRY_BACKOFF_S")
+
+    # The dead-letter queue's ARN: its records end their turn as failed instead of running it.
+    dead_letter_queue_arn: str | None = Field(default=None, alias="DEAD_LETTER_QUEUE_ARN")
+    sqs_endpoint_url: str | None = Field(default=None, alias="SQS_ENDPOINT_URL")
     system_prompt: str = Field(
         default="You are Courier, a helpful assistant. Answer clearly and concisely.",
         min_length=1,
@@ -51,6 +69,15 @@ class WorkerSettings(DatabaseSettings):
         if url is not None and not url.startswith(("https://", "http://")):
             raise ValueError(
                 "CONNECTIONS_ENDPOINT_URL must be https://{api}.execute-api.{region}.amazonaws.com/{stage}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _outage_fits_in_the_lease(self) -> WorkerSettings:
+        if self.database_outage_budget_s + self.save_interval_s >= self.lease_s:
+            raise ValueError(
+                "LEASE_S must be longer than DATABASE_OUTAGE_BUDGET_S + SAVE_INTERVAL_S: a turn riding out "
+                "an outage must not look abandoned"
             )
         return self
 

@@ -5,13 +5,14 @@ turn every call into chunks and a `tool_invocations` row without knowing the too
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, available_timezones
 
 from strands import tool
 from strands.types.tools import AgentTool, ToolResult
@@ -24,10 +25,11 @@ TOOL_INPUT_MAX_BYTES = 16 * 1024
 
 
 class ToolInputError(ValueError):
-    """A tool's input is wrong (the model can fix it): reported to the model, the turn goes on.
+    """A tool's input is wrong (the model can fix it): its message is safe to show.
 
-    Strands hands a ValueError from a tool back to the model as an error result; any other
-    exception is a crash, which fails the turn.
+    Strands hands a ValueError from a tool back to the model as an error result; the client gets
+    a `tool-output-error` with this message. Any other exception is a crash: the client and the
+    model only learn that the tool failed, and the answer goes on without it.
     """
 
 
@@ -110,22 +112,51 @@ def trim_output(value: Any, max_bytes: int = TOOL_OUTPUT_MAX_BYTES) -> Any:
 # ---------------------------------------------------------------- shipped tools
 
 
+ZONE_NAME_SHOWN_CHARS = 60
+
+
+@functools.cache
+def _zone_names() -> dict[str, str]:
+    """Every IANA zone the tzdata package knows, by lower-case name (read once, on first use)."""
+    return {name.lower(): name for name in available_timezones()}
+
+
+def tool_error(text: str) -> dict[str, Any]:
+    """A tool result that tells the model (and the client, as `tool-output-error`) what went wrong."""
+    return {"status": "error", "content": [{"text": text}]}
+
+
+def _unknown_zone(time_zone: str) -> dict[str, Any]:
+    shown = time_zone[:ZONE_NAME_SHOWN_CHARS]
+    prefix = time_zone.strip().strip("/").lower() + "/"
+    inside = sorted(name for key, name in _zone_names().items() if key.startswith(prefix))
+    if inside:
+        examples = ", ".join(inside[:3])
+        return tool_error(
+            f"{shown!r} is a region, not a time zone: use one of its zones, such as {examples}."
+        )
+    return tool_error(f"Unknown time zone {shown!r}. Use an IANA name such as 'Europe/Paris' or 'UTC'.")
+
+
 @tool
-def current_time(time_zone: str = "UTC") -> dict[str, str]:
+def current_time(time_zone: str = "UTC") -> dict[str, Any]:
     """Get the current date and time in a time zone.
 
     Args:
         time_zone: An IANA time zone name, such as "Europe/Paris" or "America/New_York".
     """
+    # Any string may come from the model: only names of the zone database reach ZoneInfo (which
+    # raises IsADirectoryError for "Europe", OSError for long names…), and nothing escapes as an error.
     try:
-        zone = ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise ToolInputError(
-            f"Unknown time zone {time_zone!r}. Use an IANA name such as 'Europe/Paris' or 'UTC'."
-        ) from error
-    now = datetime.now(UTC).astimezone(zone)
+        name = _zone_names().get(str(time_zone).strip().lower())
+        if name is None:
+            return _unknown_zone(str(time_zone))
+        now = datetime.now(UTC).astimezone(ZoneInfo(name))
+    except Exception:
+        logger.warning("time zone lookup failed", exc_info=True)
+        return _unknown_zone(str(time_zone))
     return {
-        "timeZone": time_zone,
+        "timeZone": name,
         "localTime": now.isoformat(timespec="seconds"),
         "weekday": now.strftime("%A"),
     }

@@ -1,0 +1,186 @@
+"""The agent's stream → AI SDK chunk parts: steps around model calls, text blocks, tool calls.
+
+`PartWriter` keeps the open text block and step; `AgentHooks` turns Strands' hook events into
+parts and `ToolCallRecord`s, and asks the turn whether another model call may start.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from strands.hooks import (
+    AfterToolCallEvent,
+    BeforeModelCallEvent,
+    BeforeToolCallEvent,
+    HookProvider,
+    HookRegistry,
+)
+
+from courier_shared.protocol import (
+    DataToolStatusPart,
+    FinishStepPart,
+    StartStepPart,
+    TextEndPart,
+    TextStartPart,
+    ToolInputAvailablePart,
+    ToolOutputAvailablePart,
+    ToolOutputErrorPart,
+    ToolStatus,
+)
+from courier_worker.accounting import UsageMeter
+from courier_worker.observability import logger
+from courier_worker.persistence import ToolCallRecord
+from courier_worker.streaming import Publisher
+from courier_worker.tools import ToolInputError, ToolRegistry, result_output, trim_output, trimmed_input
+
+TOOL_ERROR_TEXT_MAX_CHARS = 300
+CRASHED_TOOL_TEXT = "The tool failed unexpectedly."
+
+
+class PartWriter:
+    """Emits one attempt's parts in protocol order (start-step … text … finish-step)."""
+
+    def __init__(self, publisher: Publisher, meter: UsageMeter) -> None:
+        self.publisher = publisher
+        self.meter = meter
+        self.text_id: str | None = None
+        self.text_blocks = 0
+        self.step_open = False
+
+    def text(self, delta: str) -> None:
+        if not delta:
+            return
+        if self.text_id is None:
+            self.text_id = f"text-{self.text_blocks}"
+            self.text_blocks += 1
+            self.publisher.emit(TextStartPart(id=self.text_id))
+        self.publisher.emit_text(self.text_id, delta)
+        self.meter.generated(delta)
+
+    def model_event(self, event: Any) -> None:
+        if not isinstance(event, dict):
+            return
+        if "contentBlockStop" in event or "messageStop" in event:
+            self.close_text()
+        delta = event.get("contentBlockDelta", {}).get("delta", {})
+        if isinstance(delta, dict) and "toolUse" in delta:
+            self.meter.generated(str(delta["toolUse"].get("input", "")))
+        usage = event.get("metadata", {}).get("usage")
+        if isinstance(usage, dict):
+            self.meter.reported(usage)
+
+    def open_step(self) -> None:
+        """A model call begins: start-step goes out now, while the model works on its first token."""
+        self.close_step()
+        self.publisher.emit(StartStepPart())
+        self.step_open = True
+
+    def close_text(self) -> None:
+        if self.text_id is not None:
+            self.publisher.emit(TextEndPart(id=self.text_id))
+            self.text_id = None
+
+    def close_step(self) -> None:
+        self.close_text()
+        if self.step_open:
+            self.publisher.emit(FinishStepPart())
+            self.step_open = False
+
+
+class AgentHooks(HookProvider):
+    """Model calls → start-step (if `may_call_model` allows one more); tool calls →
+    tool-input-available, data-tool-status, then tool-output-available or tool-output-error."""
+
+    def __init__(
+        self,
+        writer: PartWriter,
+        tools: ToolRegistry,
+        tool_calls: dict[str, ToolCallRecord],
+        may_call_model: Callable[[], bool],
+    ) -> None:
+        self.writer = writer
+        self.tools = tools
+        self.tool_calls = tool_calls
+        self.may_call_model = may_call_model
+
+    def register_hooks(self, registry: HookRegistry, **kwargs: Any) -> None:
+        registry.add_callback(BeforeModelCallEvent, self.before_model)
+        registry.add_callback(BeforeToolCallEvent, self.before_tool)
+        registry.add_callback(AfterToolCallEvent, self.after_tool)
+
+    def before_model(self, event: BeforeModelCallEvent) -> None:
+        if not self.may_call_model():
+            event.cancel = True  # the turn is stopping; its ending says why
+            return
+        self.writer.meter.model_call_started(event.projected_input_tokens)
+        self.writer.open_step()
+
+    def before_tool(self, event: BeforeToolCallEvent) -> None:
+        publisher = self.writer.publisher
+        self.writer.close_text()
+        tool_use = event.tool_use
+        call_id, name = str(tool_use["toolUseId"]), str(tool_use["name"])
+        tool_input = trimmed_input(tool_use.get("input", {}))
+        seq = publisher.emit(ToolInputAvailablePart(tool_call_id=call_id, tool_name=name, input=tool_input))
+        publisher.emit(
+            DataToolStatusPart(
+                data=ToolStatus(tool_call_id=call_id, summary=self.tools.summary(name, tool_input))
+            )
+        )
+        self.tool_calls[call_id] = ToolCallRecord(seq, call_id, name, tool_input)
+        logger.info("tool call", extra={"tool_name": name, "tool_call_id": call_id})
+
+    def after_tool(self, event: AfterToolCallEvent) -> None:
+        call_id = str(event.tool_use["toolUseId"])
+        call = self.tool_calls.get(call_id)
+        error_text = self._error_text(event)
+        if error_text is None:
+            output = trim_output(result_output(event.result))
+            self.writer.publisher.emit(ToolOutputAvailablePart(tool_call_id=call_id, output=output))
+        else:
+            output = {"error": error_text}
+            self.writer.publisher.emit(ToolOutputErrorPart(tool_call_id=call_id, error_text=error_text))
+        if call is not None:
+            call.status = "cancelled" if event.cancel_message else str(event.result.get("status", "success"))
+            if self._crashed(event):
+                call.status = "crashed"
+            call.output_summary = json.dumps(trim_output(output, 1024), ensure_ascii=False, default=str)
+            call.duration_ms = int(event.duration * 1000) if event.duration is not None else None
+
+    @staticmethod
+    def _crashed(event: AfterToolCallEvent) -> bool:
+        return event.exception is not None and not isinstance(event.exception, ValueError)
+
+    def _error_text(self, event: AfterToolCallEvent) -> str | None:
+        """None for a successful call; else the text the client may see.
+
+        A ToolInputError or an error result is the tool speaking on purpose: its text is shown.
+        Another ValueError is a bad input (the model reads the details and may try again); any
+        other exception is a crash whose message may hold internals: neither the client, the row
+        nor the model sees it (the model is told the tool failed, and answers without it).
+        """
+        if event.cancel_message:
+            return "The tool call was cancelled."
+        error = event.exception
+        if self._crashed(event):
+            logger.error(
+                "tool crashed",
+                extra={"tool_name": event.tool_use["name"], "error_type": type(error).__name__},
+            )
+            event.result = {
+                "toolUseId": str(event.tool_use["toolUseId"]),
+                "status": "error",
+                "content": [{"text": f"Error: {CRASHED_TOOL_TEXT} Answer without it."}],
+            }
+            return CRASHED_TOOL_TEXT
+        if error is not None and not isinstance(error, ToolInputError):
+            return "The tool could not use its input."
+        if event.result.get("status") != "error":
+            return None
+        texts = [block["text"] for block in event.result.get("content", []) if "text" in block]
+        text = " ".join(texts).removeprefix("Error: ").strip() or "The tool failed."
+        if len(text) > TOOL_ERROR_TEXT_MAX_CHARS:
+            text = text[: TOOL_ERROR_TEXT_MAX_CHARS - 1] + "…"
+        return text
