@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from courier_shared.db.models import Turn
-from courier_shared.db.store import ChatStore, InvalidCursor, Owner, TurnNotOpen, TurnOutcome
+from courier_shared.db.store import ChatStore, InvalidCursor, Lease, Owner, TurnNotOpen, TurnOutcome
 from courier_shared.protocol import TurnStatus
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -186,7 +186,7 @@ def test_cancelling_a_queued_turn_cancels_it_at_once_and_a_streaming_one_on_requ
     conversation_id, queued, _ = _send(store, owner)
     _, streaming, _ = _send(store, owner, conversation_id=conversation_id)
     with store.unit_of_work() as repo:
-        repo.start_attempt(owner, streaming, "m", T0)
+        repo.start_attempt(owner, streaming, "m", T0, Lease("worker-1", timedelta(minutes=1)))
     with store.unit_of_work() as repo:
         assert repo.request_cancel(owner, queued, T0) is not None
         assert repo.request_cancel(owner, streaming, T0) is not None
@@ -194,7 +194,9 @@ def test_cancelling_a_queued_turn_cancels_it_at_once_and_a_streaming_one_on_requ
         assert repo.find_turn(owner, queued).status == "cancelled"  # type: ignore[union-attr]
         assert repo.find_turn(owner, streaming).status == "streaming"  # type: ignore[union-attr]
         assert repo.turn_control(owner, streaming).cancel_requested is True
-        assert repo.count_open_turns_since(owner, T0 - timedelta(days=1)) == 1
+        assert repo.count_open_turns_since(owner, T0 - timedelta(days=1), T0) == 1
+        # A streaming turn whose lease ran out (its worker died) is no longer in progress.
+        assert repo.count_open_turns_since(owner, T0 - timedelta(days=1), T0 + timedelta(minutes=2)) == 0
 
 
 def test_history_pages_backwards_oldest_first_with_a_stable_cursor(store, owner):

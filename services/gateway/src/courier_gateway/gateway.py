@@ -254,12 +254,16 @@ class Gateway:
             raise FrameError(ErrorCode.BAD_REQUEST, "The message text is empty.")
         if "\x00" in text:
             raise FrameError(ErrorCode.BAD_REQUEST, "The message text contains a NUL character.")
-        try:
-            stored = self._store_turn(frame, request, owner)
-        except _LostRace:  # the concurrent request's turn is ours too: answer with it
-            stored = self._store_turn(frame, request, owner)
-        if stored.needs_enqueue:
-            self._enqueue(stored, request, owner)
+        # One user's sends run one at a time, across every gateway process: the limits count exactly,
+        # a clientMessageId sent twice at once finds the first one's turn, and turns are queued in the
+        # order they are stored (and history shows), so a conversation's turns run in that order.
+        with self._store.owner_serialized(owner) as store:
+            try:
+                stored = self._store_turn(store, frame, request, owner)
+            except _LostRace:  # the concurrent request's turn is ours too: answer with it
+                stored = self._store_turn(store, frame, request, owner)
+            if stored.needs_enqueue:
+                self._enqueue(store, stored, request, owner)
         return Ack(
             action="sendMessage",
             client_message_id=frame.client_message_id,
@@ -267,9 +271,11 @@ class Gateway:
             turn_id=stored.turn_id,
         )
 
-    def _store_turn(self, frame: SendMessage, request: WebSocketEvent, owner: Owner) -> _StoredTurn:
+    def _store_turn(
+        self, store: ChatStore, frame: SendMessage, request: WebSocketEvent, owner: Owner
+    ) -> _StoredTurn:
         now = self._clock()
-        with self._store.unit_of_work() as repo:
+        with store.unit_of_work() as repo:
             existing = repo.find_turn_by_client_message_id(owner, frame.client_message_id)
             if existing is not None:
                 return self._retried(repo, existing, frame, request, owner)
@@ -278,6 +284,9 @@ class Gateway:
                 conversation = repo.find_conversation(owner, frame.conversation_id)
                 if conversation is None:
                     raise FrameError(ErrorCode.NOT_FOUND, NO_SUCH_CONVERSATION)
+                # History orders by created_at: never before the conversation's last turn, even if
+                # this process's clock is behind the one that stored it.
+                now = max(now, conversation.updated_at + timedelta(microseconds=1))
             else:
                 conversation = repo.create_conversation(owner, frame.text, now)
             turn, created = repo.create_turn(
@@ -305,7 +314,7 @@ class Gateway:
 
     def _check_limits(self, repo: ChatRepository, owner: Owner, now: datetime) -> None:
         # Both are "wait, then send again" conditions, so both answer rate_limited with retryable=true.
-        open_turns = repo.count_open_turns_since(owner, now - self._limits.open_turn_window)
+        open_turns = repo.count_open_turns_since(owner, now - self._limits.open_turn_window, now)
         if open_turns >= self._limits.max_open_turns:
             raise FrameError(
                 ErrorCode.RATE_LIMITED,
@@ -322,7 +331,7 @@ class Gateway:
                 retryable=True,
             )
 
-    def _enqueue(self, stored: _StoredTurn, request: WebSocketEvent, owner: Owner) -> None:
+    def _enqueue(self, store: ChatStore, stored: _StoredTurn, request: WebSocketEvent, owner: Owner) -> None:
         turn_request = TurnRequest(
             turn_id=stored.turn_id,
             conversation_id=stored.conversation_id,
@@ -343,7 +352,7 @@ class Gateway:
                 "send it again with the same clientMessageId.",
                 retryable=True,
             ) from None
-        with self._store.unit_of_work() as repo:
+        with store.unit_of_work() as repo:
             repo.mark_enqueued(owner, stored.turn_id, self._clock())
 
     # ---------------------------------------------------------------- the other actions

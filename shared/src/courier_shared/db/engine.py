@@ -27,14 +27,19 @@ def build_engine(
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     connect_args: dict[str, Any] = {"connect_timeout": 5}
     if rds_proxy:
         connect_args["prepare_threshold"] = None
     engine = create_engine(
-        url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True, connect_args=connect_args
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+        hide_parameters=True,  # a failed statement's parameters (message text) never reach a log
     )
     if password is not None:
 

@@ -8,6 +8,8 @@ matches nothing and reads as "not found".
 from __future__ import annotations
 
 import base64
+import hashlib
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +18,9 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import ColumnElement, Engine, and_, delete, func, or_, select, update
+from sqlalchemy import Connection as SAConnection
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -283,9 +288,10 @@ class ChatRepository:
         """Turns the owner created at or after `since` (the send rate limit)."""
         return self._count_turns(owner, Turn.created_at >= since)
 
-    def count_open_turns_since(self, owner: Owner, since: datetime) -> int:
-        """Queued or streaming turns created at or after `since` (older open turns are presumed stuck)."""
-        return self._count_turns(owner, Turn.status.in_(OPEN_STATUSES), Turn.created_at >= since)
+    def count_open_turns_since(self, owner: Owner, since: datetime, now: datetime) -> int:
+        """Turns in progress at `now` (queued, or streaming under a live lease) created at or after
+        `since` (an older queued turn is presumed lost, e.g. dead-lettered before its first attempt)."""
+        return self._count_turns(owner, in_progress_condition(now), Turn.created_at >= since)
 
     def _count_turns(self, owner: Owner, *conditions: ColumnElement[bool]) -> int:
         query = select(func.count()).select_from(Turn)
@@ -293,12 +299,17 @@ class ChatRepository:
         return self._session.scalar(query) or 0
 
     def add_listener(self, owner: Owner, turn_id: uuid.UUID, connection_id: str) -> Turn | None:
-        """Make the connection a listener of the owner's turn. Returns the turn, or None if not theirs."""
+        """Make the connection a listener of the owner's turn. Returns the turn, or None if not theirs.
+
+        Idempotent, also when the same connection asks twice at once (INSERT … ON CONFLICT DO NOTHING).
+        """
         turn = self.find_turn(owner, turn_id)
         if turn is None:
             return None
-        if self._session.get(TurnListener, (turn_id, connection_id)) is None:
-            self._session.add(TurnListener(turn_id=turn_id, connection_id=connection_id))
+        insert = sqlite_insert if self._session.get_bind().dialect.name == "sqlite" else postgresql_insert
+        self._session.execute(
+            insert(TurnListener).values(turn_id=turn_id, connection_id=connection_id).on_conflict_do_nothing()
+        )
         return turn
 
     def request_cancel(self, owner: Owner, turn_id: uuid.UUID, now: datetime) -> Turn | None:
@@ -576,6 +587,12 @@ class ChatRepository:
         ).all()
 
 
+def _owner_key(owner: Owner) -> int:
+    """A signed 64-bit key for the owner's advisory lock (a collision only serialises two users)."""
+    digest = hashlib.blake2b(f"{owner.tenant_id}\x00{owner.user_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 def make_title(text: str) -> str:
     """A conversation's title: its first message on one line, cut at a word near TITLE_CHARS."""
     line = " ".join(text.split())
@@ -588,9 +605,44 @@ def make_title(text: str) -> str:
 class ChatStore:
     """Opens units of work over one engine. Built once per process, in the composition root."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, _connection: SAConnection | None = None) -> None:
         self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._sessions = sessionmaker(_connection or engine, expire_on_commit=False)
+        # SQLite's stand-in for Postgres' advisory locks: the local stack is one process.
+        self._local_locks = [threading.Lock() for _ in range(64)]
+
+    @contextmanager
+    def owner_serialized(self, owner: Owner, *, wait_s: float = 10.0) -> Iterator[ChatStore]:
+        """A store whose units of work run while no other `owner_serialized` block of this owner runs.
+
+        The lock is held across several units of work and whatever runs between them (the gateway
+        counts, stores and enqueues a user's turns in one order). Postgres: a session-level advisory
+        lock on the one connection the block's units of work use, so any number of gateway
+        processes agree; SQLite: a lock in this process. Raises after `wait_s` without the lock.
+        """
+        if self.engine.dialect.name != "postgresql":
+            lock = self._local_locks[_owner_key(owner) % len(self._local_locks)]
+            if not lock.acquire(timeout=wait_s):
+                raise TimeoutError("another request of this user holds its lock")
+            try:
+                yield self
+            finally:
+                lock.release()
+            return
+        key = _owner_key(owner)
+        with self.engine.connect() as connection:
+            connection.execute(select(func.set_config("lock_timeout", f"{int(wait_s * 1000)}ms", True)))
+            connection.execute(select(func.pg_advisory_lock(key)))
+            connection.commit()  # the lock is the session's: it outlives this transaction
+            try:
+                yield ChatStore(self.engine, _connection=connection)
+            finally:
+                try:
+                    connection.rollback()
+                    connection.execute(select(func.pg_advisory_unlock(key)))
+                    connection.commit()
+                except Exception:
+                    connection.invalidate()  # a lost session's locks are released by the server
 
     @contextmanager
     def unit_of_work(self) -> Iterator[ChatRepository]:
