@@ -136,15 +136,19 @@ def build(
     root: Path = REPO_ROOT,
     uv: str | None = None,
     log: bool = True,
+    python_version: str = PYTHON_VERSION,
 ) -> Artifact:
-    """Build (or reuse) `<out_dir>/courier-<service>-<architecture>.zip`."""
+    """Build (or reuse) `<out_dir>/courier-<service>-<architecture>.zip`.
+
+    `python_version` other than the runtime's is for tests that import the package on this host.
+    """
     _check_service(service)
     if architecture not in ARCHITECTURES:
         raise PackagingError(f"unknown architecture {architecture!r}; choose from {ARCHITECTURES}")
     uv = uv or find_uv()
     requirements = locked_requirements(service, root=root, uv=uv)
     trees = source_trees(service, root)
-    fingerprint = _fingerprint(architecture, requirements, trees)
+    fingerprint = _fingerprint(architecture, requirements, trees, python_version)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     zip_path = out_dir / f"courier-{service}-{architecture}.zip"
@@ -154,7 +158,7 @@ def build(
     else:
         with tempfile.TemporaryDirectory(prefix=f"courier-{service}-") as scratch:
             staging = Path(scratch) / "package"
-            _install_dependencies(requirements, architecture, staging, Path(scratch), uv)
+            _install_dependencies(requirements, architecture, staging, Path(scratch), uv, python_version)
             for source, target in trees:
                 _copy_source(source, staging / target)
             partial = zip_path.with_suffix(".zip.partial")
@@ -174,7 +178,7 @@ def _check_service(service: str) -> None:
 
 
 def _install_dependencies(
-    requirements: str, architecture: Architecture, staging: Path, scratch: Path, uv: str
+    requirements: str, architecture: Architecture, staging: Path, scratch: Path, uv: str, python_version: str
 ) -> None:
     requirements_file = scratch / "requirements.txt"
     requirements_file.write_text(requirements)
@@ -188,7 +192,7 @@ def _install_dependencies(
         "--python-platform",
         UV_PLATFORMS[architecture],
         "--python-version",
-        PYTHON_VERSION,
+        python_version,
         "--only-binary",
         ":all:",
         "--no-deps",  # the export is the complete, locked closure
@@ -279,9 +283,11 @@ def _check_limits(artifact: Artifact) -> None:
         )
 
 
-def _fingerprint(architecture: str, requirements: str, trees: Iterable[tuple[Path, str]]) -> str:
+def _fingerprint(
+    architecture: str, requirements: str, trees: Iterable[tuple[Path, str]], python_version: str
+) -> str:
     digest = hashlib.sha256()
-    for part in (PACKAGER_VERSION, PYTHON_VERSION, architecture, requirements):
+    for part in (PACKAGER_VERSION, python_version, architecture, requirements):
         digest.update(part.encode() + b"\0")
     for source, target in trees:
         files = [source] if source.is_file() else list(_included_files(source))
