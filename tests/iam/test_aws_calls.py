@@ -63,13 +63,17 @@ def test_a_call_outside_the_functions_statements_is_denied(deployment: Deploymen
 
 def test_another_model_than_the_declared_one_is_denied(deployment: Deployment) -> None:
     other = "eu.anthropic.claude-sonnet-4-5-20250929-v1:0"
-    evaluation = evaluate([call_by(deployment, "worker", "bedrock-runtime", "ConverseStream", modelId=other)], deployment)
+    evaluation = evaluate(
+        [call_by(deployment, "worker", "bedrock-runtime", "ConverseStream", modelId=other)], deployment
+    )
     assert evaluation.denied and all(check.action.startswith("bedrock:") for _, check in evaluation.denied)
 
 
 def test_the_profile_pattern_is_checked_on_every_destination_region(deployment: Deployment) -> None:
     model_id = deployment.function("worker").environment["MODEL_ID"]
-    checks = authorizations(call_by(deployment, "worker", "bedrock-runtime", "ConverseStream", modelId=model_id), deployment)
+    checks = authorizations(
+        call_by(deployment, "worker", "bedrock-runtime", "ConverseStream", modelId=model_id), deployment
+    )
     profile, *models = checks
     assert profile.resource.endswith(f":inference-profile/{model_id}")
     assert len(models) >= 2 and all(":foundation-model/" in check.resource for check in models)
@@ -77,6 +81,8 @@ def test_the_profile_pattern_is_checked_on_every_destination_region(deployment: 
 
 
 def test_calls_with_no_functions_credentials_are_reported(deployment: Deployment) -> None:
-    stray = AwsCall("AKIASTRAY", "sqs", "SendMessage", deployment.region, {"QueueUrl": turn_queue(deployment)})
+    stray = AwsCall(
+        "AKIASTRAY", "sqs", "SendMessage", deployment.region, {"QueueUrl": turn_queue(deployment)}
+    )
     evaluation = evaluate([stray], deployment)
     assert evaluation.unattributed == [stray] and not evaluation.ok

@@ -20,11 +20,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-from courier_infra import packaging
 from infra_harness import Recorded
 
-HOST_ARCHITECTURE: packaging.Architecture = "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
+from courier_infra import packaging
+
+HOST_ARCHITECTURE: packaging.Architecture = (
+    "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
+)
 
 # What the Lambda runtime's bootstrap does with the Handler setting (awslambdaric's _get_handler).
 RESOLVE = """
@@ -44,9 +46,15 @@ print(json.dumps({
 @functools.cache
 def lambda_python() -> tuple[str, str]:
     """(interpreter, version): Lambda's Python 3.13 if installed here, else this interpreter."""
-    candidates = [*map(str, Path("/root/.pyenv/versions").glob("3.13*/bin/python3.13")), shutil.which("python3.13")]
+    candidates = [
+        *map(str, Path("/root/.pyenv/versions").glob("3.13*/bin/python3.13")),
+        shutil.which("python3.13"),
+    ]
     for candidate in candidates:
-        if candidate and subprocess.run([candidate, "-c", ""], capture_output=True, check=False).returncode == 0:
+        if (
+            candidate
+            and subprocess.run([candidate, "-c", ""], capture_output=True, check=False).returncode == 0
+        ):
             return candidate, packaging.PYTHON_VERSION
     return sys.executable, f"{sys.version_info.major}.{sys.version_info.minor}"
 

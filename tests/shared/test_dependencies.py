@@ -24,6 +24,8 @@ LOADED_INDIRECTLY = {
     "cryptography": "PyJWT's RS256 backend",
     "uvicorn": "serves the local ASGI apps",
     "tzdata": "zoneinfo's time zone data where the system has none (Lambda)",
+    "courier-gateway": "the local stack loads it by the Handler string Pulumi declares",
+    "courier-migrator": "the local stack loads it by the Handler string Pulumi declares",
 }
 _distributions = importlib.metadata.packages_distributions()
 

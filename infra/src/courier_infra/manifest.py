@@ -47,7 +47,7 @@ def fingerprint(stack: str, root: Path = ROOT) -> str:
 
 def evaluate(stack: str) -> Deployment:
     """Run the program for `stack` (its stack file's config) and read off what it declares."""
-    from courier_infra.mocks import ACCOUNT, Recorded, placeholder_artifacts, run_program, stack_file_config
+    from courier_infra.mocks import ACCOUNT, placeholder_artifacts, run_program, stack_file_config
 
     with tempfile.TemporaryDirectory(prefix="courier-manifest-") as scratch:
         recorded = run_program(stack, stack_file_config(stack), placeholder_artifacts(Path(scratch)))

@@ -409,7 +409,9 @@ class LocalStack:
         }
         self.api.attach(
             authorizer=self.functions[declared_api.authorizer] if declared_api.authorizer else None,
-            handlers={Function(route.function): self.functions[route.function] for route in declared_api.routes},
+            handlers={
+                Function(route.function): self.functions[route.function] for route in declared_api.routes
+            },
         )
 
         # 7. The event source mappings, as declared (batch size, concurrency, partial failures).

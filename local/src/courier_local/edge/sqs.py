@@ -183,9 +183,11 @@ def create_declared_queues(sqs_client: Any, queues: Sequence[QueueSpec]) -> dict
             attributes["FifoQueue"] = "true"
             attributes["ContentBasedDeduplication"] = str(queue.content_based_deduplication).lower()
         if queue.dead_letter_target_arn is not None:
-            attributes["RedrivePolicy"] = json.dumps(
-                {"deadLetterTargetArn": queue.dead_letter_target_arn, "maxReceiveCount": queue.max_receive_count}
-            )
+            redrive = {
+                "deadLetterTargetArn": queue.dead_letter_target_arn,
+                "maxReceiveCount": queue.max_receive_count,
+            }
+            attributes["RedrivePolicy"] = json.dumps(redrive)
         url = sqs_client.create_queue(QueueName=queue.name, Attributes=attributes)["QueueUrl"]
         arn = sqs_client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
