@@ -24,6 +24,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from courier_shared.protocol import DEFAULT_MAX_MESSAGE_CHARS, MAX_MESSAGE_CHARS
+
 NAMESPACE = "courier"
 
 # CloudWatch Logs accepts only these retention periods (days).
@@ -126,6 +128,8 @@ class StackConfig(BaseModel):
     db_skip_final_snapshot: bool
     db_name: str = Field(default="courier", pattern=r"^[a-z][a-z0-9_]{0,62}$")
     db_master_username: str = Field(default="courier_admin", pattern=r"^[a-z][a-z0-9_]{0,15}$")
+    # The gateway's and worker's login (IAM auth), created and granted by the migrator.
+    db_app_user: str = Field(default="courier_app", pattern=r"^[a-z][a-z0-9_]{0,62}$")
     rds_proxy: bool = False
 
     # Functions.
@@ -136,7 +140,8 @@ class StackConfig(BaseModel):
     worker_max_concurrency: int = Field(ge=2, le=1000)
     worker_batch_size: int = Field(default=1, ge=1, le=10)
     gateway_memory_mb: int = Field(default=512, ge=128, le=10240)
-    max_message_chars: int = Field(default=16000, ge=1, le=100_000)
+    # The protocol's bound: a longer message might not fit one 32 KB client frame (docs/protocol.md).
+    max_message_chars: int = Field(default=DEFAULT_MAX_MESSAGE_CHARS, ge=1, le=MAX_MESSAGE_CHARS)
     send_rate_per_minute: int = Field(default=20, ge=1)
     max_open_turns: int = Field(default=3, ge=1)
     flush_interval_ms: int = Field(default=100, ge=10, le=2000)
@@ -190,6 +195,14 @@ class StackConfig(BaseModel):
                 f"{value} is a placeholder address: set a mailbox someone reads, or leave it unset"
             )
         return value
+
+    @model_validator(mode="after")
+    def _app_user_is_not_the_master(self) -> StackConfig:
+        if self.db_app_user == self.db_master_username:
+            raise ValueError(
+                "dbAppUser must differ from dbMasterUsername: the application never logs in as master"
+            )
+        return self
 
     @model_validator(mode="after")
     def _alarm_email_needs_topic(self) -> StackConfig:
