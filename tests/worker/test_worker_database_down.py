@@ -1,26 +1,32 @@
-"""Infrastructure faults fail the record so SQS retries it; nothing is lost once the database is back."""
+"""Database faults: a blip does not stop an answer; a long outage ends the attempt with an error at once
+and retries it in seconds; a record the queue gives up on ends its turn. Nothing is lost or doubled."""
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
+from courier_local.edge.sqs import EventSourceMapping, LocalMoto
 from courier_shared.db.engine import build_engine
 from courier_shared.protocol import TurnStatus
-from courier_worker.adapters import ApiGatewayConnections
+from courier_worker.adapters import ApiGatewayConnections, SqsVisibility
 from courier_worker.composition import build_worker
+from courier_worker.failures import FAILURES
 
 from .scripted_model import ScriptedModel
-from .stack import WorkerStack, chunks, text_of, worker_settings
+from .stack import Client, WorkerStack, chunks, text_of, worker_settings
 from .tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.postgres
 
 ANSWER = " ".join(f"part{i}" for i in range(60))
+LONG_ANSWER = " ".join(f"part{i}" for i in range(130))
 
 
 @pytest.fixture
@@ -39,16 +45,16 @@ def proxied_engine(postgres_url: str, proxy: TcpProxy) -> Iterator[Engine]:
     engine.dispose()
 
 
-def wait_for(condition: object, timeout_s: float = 10) -> None:
+def wait_for(condition: Callable[[], bool], timeout_s: float = 10) -> None:
     deadline = time.monotonic() + timeout_s
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met")
         time.sleep(0.01)
 
 
 def test_database_down_at_the_start_fails_the_record_and_the_retry_completes(
-    stack: WorkerStack, postgres_url: str, proxy: TcpProxy, proxied_engine: Engine
+    stack: WorkerStack, postgres_url: str, proxy: TcpProxy, proxied_engine: Engine, moto: LocalMoto
 ) -> None:
     model = ScriptedModel([{"text": "Back again."}])
     worker = build_worker(
@@ -56,6 +62,7 @@ def test_database_down_at_the_start_fails_the_record_and_the_retry_completes(
         model=model,
         connections=ApiGatewayConnections(region_name="us-east-1"),
         engine=proxied_engine,
+        queue=SqsVisibility(endpoint_url=moto.endpoint_url),
     )
     with stack.client() as client:
         request = stack.submit("Are you there?", client.connection_id)
@@ -74,8 +81,72 @@ def test_database_down_at_the_start_fails_the_record_and_the_retry_completes(
     assert stack.dlq_bodies() == []
 
 
-def test_database_lost_mid_stream_retries_the_record_as_a_new_attempt(
-    stack: WorkerStack, postgres_url: str, proxy: TcpProxy, proxied_engine: Engine
+def frame_gaps(client: Client, turn_id: uuid.UUID) -> float:
+    """The longest silence between two frames of the turn the client received (seconds)."""
+    times = [
+        at
+        for frame, at in zip(client.frames, client.received_at, strict=True)
+        if frame.get("turnId") == str(turn_id)
+    ]
+    return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+
+def read_until(client: Client, condition: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        client.read(max(0.01, deadline - time.monotonic()))
+
+
+def test_database_connections_terminated_mid_answer_do_not_stop_the_answer(
+    stack: WorkerStack, postgres_url: str, moto: LocalMoto
+) -> None:
+    application = f"courier-worker-{uuid.uuid4().hex[:8]}"
+    url = make_url(postgres_url).update_query_dict({"application_name": application})
+    engine = build_engine(url.render_as_string(hide_password=False))
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    model = ScriptedModel([{"text": LONG_ANSWER}], delay_s=0.03)  # ~4 s of answer
+    worker = build_worker(
+        worker_settings(postgres_url, SAVE_INTERVAL_S=0.3),  # many saves run into the terminations
+        model=model,
+        connections=ApiGatewayConnections(region_name="us-east-1"),
+        engine=engine,
+        queue=SqsVisibility(endpoint_url=moto.endpoint_url),
+    )
+    terminated = 0
+    try:
+        with stack.client() as client:
+            request = stack.submit("Go", client.connection_id)
+            # A real queue's visibility timeout: a retried record would come far too late for this test.
+            esm = stack.start_worker(worker, visibility_timeout_s=60)
+            read_until(client, lambda: text_of(client.turn_frames(request.turn_id)).count("part") >= 5, 10)
+            until = time.monotonic() + 2
+            with admin.connect() as connection:
+                while time.monotonic() < until:  # every worker connection, killed as it reconnects, for 2 s
+                    terminated += connection.execute(
+                        text(
+                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                            " WHERE application_name = :name"
+                        ),
+                        {"name": application},
+                    ).scalar_one()
+                    time.sleep(0.05)
+            frames = client.read_until_end(request.turn_id, timeout_s=30)
+        assert esm.drain(timeout=10)
+    finally:
+        engine.dispose()
+        admin.dispose()
+    assert terminated > 0
+    assert {f["attempt"] for f in frames} == {1}  # the same attempt went on: not restarted from the top
+    assert [f["seq"] for f in chunks(frames)] == list(range(len(chunks(frames))))
+    assert text_of(frames) == LONG_ANSWER and chunks(frames)[-1]["chunk"]["type"] == "finish"
+    assert frame_gaps(client, request.turn_id) < 5  # generous: text flows every ~50 ms
+    turn = stack.turn(request.turn_id)
+    assert (turn.status, turn.attempt, turn.assistant_text) == (TurnStatus.COMPLETED.value, 1, LONG_ANSWER)
+    assert model.calls and len(model.calls) == 1  # the model was asked (and paid) once
+
+
+def test_database_refusing_connections_mid_answer_the_text_flows_and_the_end_waits_for_it(
+    stack: WorkerStack, postgres_url: str, proxy: TcpProxy, proxied_engine: Engine, moto: LocalMoto
 ) -> None:
     model = ScriptedModel([{"text": ANSWER}], delay_s=0.02)
     worker = build_worker(
@@ -83,27 +154,113 @@ def test_database_lost_mid_stream_retries_the_record_as_a_new_attempt(
         model=model,
         connections=ApiGatewayConnections(region_name="us-east-1"),
         engine=proxied_engine,
+        queue=SqsVisibility(endpoint_url=moto.endpoint_url),
     )
     with stack.client() as client:
         request = stack.submit("Go", client.connection_id)
-        esm = stack.start_worker(worker)
-        while text_of(client.turn_frames(request.turn_id)).count("part") < 5:
-            client.read(5)
-        proxy.stop()
-        time.sleep(0.3)
+        esm = stack.start_worker(worker, visibility_timeout_s=60)
+        read_until(client, lambda: text_of(client.turn_frames(request.turn_id)).count("part") >= 5, 10)
+        proxy.stop()  # refused from now on; open connections cut
+        down_since = time.monotonic()
+        # The whole answer reaches the client while the database is away...
+        read_until(client, lambda: text_of(client.turn_frames(request.turn_id)) == ANSWER, 10)
+        # ...but not its ending: the turn is stored first, and the final write waits for the database.
+        with pytest.raises(TimeoutError):
+            read_until(
+                client,
+                lambda: any(
+                    f["chunk"]["type"] == "finish" for f in chunks(client.turn_frames(request.turn_id))
+                ),
+                max(0.5, 5 - (time.monotonic() - down_since)),  # a 5 s outage in all
+            )
+        restarted = len(client.frames)
         proxy.start()
-        deadline = time.monotonic() + 15
-        while True:  # read past attempt 1 (which ends without a final chunk) to attempt 2's end
-            frame = client.read(deadline - time.monotonic())
-            if frame.get("attempt") == 2 and frame["chunk"]["type"] in ("finish", "abort", "error"):
-                break
+        frames = client.read_until_end(request.turn_id, timeout_s=30)
+    assert esm.drain(timeout=10)
+    assert chunks(client.frames[restarted:])[-1]["chunk"]["type"] == "finish"  # only after the restart
+    assert {f["attempt"] for f in frames} == {1}
+    assert [f["seq"] for f in chunks(frames)] == list(range(len(chunks(frames))))
+    turn = stack.turn(request.turn_id)
+    assert (turn.status, turn.attempt, turn.assistant_text) == (TurnStatus.COMPLETED.value, 1, ANSWER)
+    assert turn.last_seq == chunks(frames)[-1]["seq"]
+
+
+def test_an_outage_longer_than_the_budget_ends_the_attempt_with_an_error_and_retries_in_seconds(
+    stack: WorkerStack, postgres_url: str, proxy: TcpProxy, proxied_engine: Engine, moto: LocalMoto
+) -> None:
+    model = ScriptedModel([{"text": LONG_ANSWER}, {"text": "Second time lucky."}], delay_s=0.03)
+    worker = build_worker(
+        worker_settings(
+            postgres_url, DATABASE_OUTAGE_BUDGET_S=1, LEASE_S=5, SAVE_INTERVAL_S=0.5, RETRY_BACKOFF_S=1
+        ),
+        model=model,
+        connections=ApiGatewayConnections(region_name="us-east-1"),
+        engine=proxied_engine,
+        queue=SqsVisibility(endpoint_url=moto.endpoint_url),
+    )
+    with stack.client() as client:
+        request = stack.submit("Go", client.connection_id)
+        # 60 s: only the worker's ChangeMessageVisibility can bring the record back within the test.
+        esm = stack.start_worker(worker, visibility_timeout_s=60)
+        read_until(client, lambda: text_of(client.turn_frames(request.turn_id)).count("part") >= 5, 10)
+        proxy.stop()
+        # The attempt gives up while the database is still away, and says so at once.
+        read_until(
+            client, lambda: chunks(client.turn_frames(request.turn_id))[-1]["chunk"]["type"] == "error", 10
+        )
+        proxy.start()
+        deadline = time.monotonic() + 30
+        while not any(
+            f["attempt"] == 2 and f["chunk"]["type"] == "finish"
+            for f in chunks(client.turn_frames(request.turn_id))
+        ):
+            client.read(deadline - time.monotonic())
     assert esm.drain(timeout=10)
     frames = client.turn_frames(request.turn_id)
-    second = [f for f in chunks(frames) if f["attempt"] == 2]
-    assert second[0]["chunk"]["type"] == "start" and second[0]["seq"] == 0
-    assert second[0]["chunk"]["messageMetadata"]["attempt"] == 2
-    assert text_of(second) == ANSWER and second[-1]["chunk"]["type"] == "finish"
     first = [f for f in chunks(frames) if f["attempt"] == 1]
-    assert all(f["chunk"]["type"] not in ("finish", "abort", "error") for f in first)
+    assert first[-1]["chunk"] == {"type": "error", "errorText": FAILURES["database_unavailable"].safe_text}
+    assert [f["seq"] for f in first] == list(range(len(first)))
+    second = [f for f in chunks(frames) if f["attempt"] == 2]
+    assert second[0]["chunk"]["type"] == "start" and text_of(second) == "Second time lucky."
     turn = stack.turn(request.turn_id)
-    assert (turn.status, turn.attempt, turn.assistant_text) == (TurnStatus.COMPLETED.value, 2, ANSWER)
+    assert (turn.status, turn.attempt, turn.assistant_text) == (
+        TurnStatus.COMPLETED.value,
+        2,
+        "Second time lucky.",
+    )
+
+
+def test_a_dead_lettered_turn_ends_failed_and_its_listener_is_told(
+    stack: WorkerStack, postgres_url: str, proxy: TcpProxy, proxied_engine: Engine, moto: LocalMoto
+) -> None:
+    assert stack.queues is not None
+    dlq_arn = stack.sqs.get_queue_attributes(QueueUrl=stack.queues.dlq_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    model = ScriptedModel([{"text": "Never said."}])
+    worker = build_worker(
+        worker_settings(postgres_url, RETRY_BACKOFF_S=1, DEAD_LETTER_QUEUE_ARN=dlq_arn),
+        model=model,
+        connections=ApiGatewayConnections(region_name="us-east-1"),
+        engine=proxied_engine,
+        queue=SqsVisibility(endpoint_url=moto.endpoint_url),
+    )
+    # The dead-letter queue's own event source mapping, to the same function (as Pulumi declares it).
+    dead_letters = EventSourceMapping(
+        stack.sqs, stack.queues.dlq_url, worker.handle, batch_size=1, max_concurrency=1, wait_time_s=0.2
+    )
+    with stack.client() as client, dead_letters:
+        request = stack.submit("Are you there?", client.connection_id)
+        proxy.stop()  # every delivery fails until the queue gives up (max_receive_count=2)
+        stack.start_worker(worker, visibility_timeout_s=60)
+        wait_for(lambda: dead_letters.invocations >= 1, timeout_s=30)
+        proxy.start()
+        frames = client.read_until_end(request.turn_id, timeout_s=30)
+        assert dead_letters.drain(timeout=10)
+    assert [p["chunk"]["type"] for p in chunks(frames)] == ["start", "error"]
+    assert chunks(frames)[-1]["chunk"]["errorText"] == FAILURES["dead_lettered"].safe_text
+    assert model.calls == []  # a dead letter is never run
+    turn = stack.turn(request.turn_id)
+    assert (turn.status, turn.error_code, turn.attempt) == (TurnStatus.FAILED.value, "dead_lettered", 1)
+    assert turn.last_seq == chunks(frames)[-1]["seq"]
+    assert stack.dlq_bodies() == []  # consumed: the turn it stood for has ended

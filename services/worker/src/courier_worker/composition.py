@@ -139,13 +139,13 @@ class Worker:
         try:
             if self._deadline is not None:
                 left = self._deadline - self.runner.clock()
-                if left < 2 * self.runner.settings.deadline_margin_s:
+                if left < 1.5 * self.runner.settings.deadline_margin_s:
                     logger.info("too little time left in this invocation to start the turn: handed back")
                     raise RetryLater("deadline", 0)
             report = run_coroutine(lambda: self.runner.run(request, deadline=self._deadline))
         except RetryLater as retry:
-            self._retry_in[record.message_id] = self._backoff(record, retry)
-            logger.info("record handed back for a retry", extra={"reason": retry.reason})
+            self._retry_in[record.message_id] = delay = self._backoff(record, retry)
+            logger.info("record handed back for a retry", extra={"reason": retry.reason, "retry_in_s": delay})
             raise
         finally:
             logger.remove_keys(list(keys))

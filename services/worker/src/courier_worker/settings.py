@@ -46,10 +46,10 @@ class WorkerSettings(DatabaseSettings):
 
     # A streaming turn's lease (renewed by every save): once it expires the turn is abandoned (no
     # longer "in progress"; a retried record may take it over). Longer than the outage we ride out.
-    lease_s: float = Field(default=30.0, ge=5, le=900, alias="LEASE_S")
+    lease_s: float = Field(default=20.0, ge=3, le=900, alias="LEASE_S")
     # How long the database may be unreachable while an answer streams before the attempt gives up
     # (its listeners get an `error`, the record is retried in seconds).
-    database_outage_budget_s: float = Field(default=15.0, ge=1, le=300, alias="DATABASE_OUTAGE_BUDGET_S")
+    database_outage_budget_s: float = Field(default=10.0, ge=1, le=300, alias="DATABASE_OUTAGE_BUDGET_S")
     # The first retry of a record given up for a temporary reason, doubled per receive (≤ 60 s).
     retry_backoff_s: int = Field(default=2, ge=0, le=60, alias="RETRY_BACKOFF_S")
 

@@ -1,0 +1,182 @@
+"""Every turn ends, and ends accounted for: a cancel before the turn ran, the Lambda's deadline, a tool
+loop that will not stop, a record the queue gave up on; cut turns keep their (estimated) usage."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from courier_local.edge.sqs import EventSourceMapping, LocalMoto
+from courier_shared.protocol import TurnStatus, parse_server_frame
+from courier_worker.adapters import ApiGatewayConnections, SqsVisibility
+from courier_worker.composition import Worker, build_worker
+from courier_worker.failures import FAILURES
+
+from .scripted_model import ScriptedModel
+from .stack import WorkerStack, chunks, now, text_of, worker_settings
+
+pytestmark = pytest.mark.postgres
+
+LONG_ANSWER = " ".join(f"word{i}" for i in range(200))
+
+
+def make_worker(postgres_url: str, engine: Engine, model: Any, moto: LocalMoto, **settings: object) -> Worker:
+    return build_worker(
+        worker_settings(postgres_url, **settings),
+        model=model,
+        connections=ApiGatewayConnections(region_name="us-east-1"),
+        engine=engine,
+        queue=SqsVisibility(endpoint_url=moto.endpoint_url),
+    )
+
+
+def parts(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [f["chunk"] for f in chunks(frames)]
+
+
+def assert_one_clean_attempt(frames: list[dict[str, Any]]) -> None:
+    for frame in frames:
+        parse_server_frame(json.dumps(frame))
+    assert [f["seq"] for f in chunks(frames)] == list(range(len(chunks(frames))))
+    assert chunks(frames)[0]["chunk"]["type"] == "start"
+    endings = [p for p in parts(frames) if p["type"] in ("finish", "abort", "error")]
+    assert len(endings) == 1 and endings[0] == parts(frames)[-1]
+
+
+def test_cancelling_a_queued_turn_sends_its_listeners_abort_once(
+    stack: WorkerStack, postgres_url: str, worker_engine: Engine, moto: LocalMoto
+) -> None:
+    model = ScriptedModel([{"text": "Never said."}])
+    with stack.client() as client:
+        request = stack.submit("Never mind", client.connection_id)
+        with stack.store.unit_of_work() as repo:  # what the gateway's cancel does for a queued turn
+            repo.request_cancel(stack.owner, request.turn_id, now())
+        # The same request queued again (a resend after 5 minutes): it must not end the turn twice.
+        stack.enqueue(
+            request.model_dump_json(), group_id=request.group_id, dedup_id=f"{request.turn_id}-again"
+        )
+        esm = stack.start_worker(make_worker(postgres_url, worker_engine, model, moto))
+        frames = client.read_until_end(request.turn_id)
+        assert esm.drain(timeout=10)
+    assert_one_clean_attempt(frames)
+    assert [p["type"] for p in parts(frames)] == ["start", "abort"]
+    assert model.calls == []
+    turn = stack.turn(request.turn_id)
+    assert (turn.status, turn.attempt, turn.last_seq) == (TurnStatus.CANCELLED.value, 1, 1)
+    assert len(client.turn_frames(request.turn_id)) == 2
+
+
+def test_a_cancelled_turn_stores_the_tokens_it_used_marked_as_estimated(
+    stack: WorkerStack, postgres_url: str, worker_engine: Engine, moto: LocalMoto
+) -> None:
+    model = ScriptedModel([{"text": LONG_ANSWER}], delay_s=0.01)
+    stack.start_worker(make_worker(postgres_url, worker_engine, model, moto))
+    with stack.client() as client:
+        request = stack.submit("Write a lot", client.connection_id)
+        while text_of(client.turn_frames(request.turn_id)).count("word") < 20:
+            client.read(5)
+        client.websocket.send(json.dumps({"action": "cancel", "turnId": str(request.turn_id)}))
+        frames = client.read_until_end(request.turn_id)
+    assert parts(frames)[-1] == {"type": "abort"}
+    turn = stack.turn(request.turn_id)
+    assert turn.status == TurnStatus.CANCELLED.value and turn.assistant_text == text_of(frames)
+    # The stream was cut before the model's usage event: an estimate, and it says so.
+    assert turn.usage_estimated is True
+    assert turn.output_tokens == math.ceil(len(turn.assistant_text) / 4) > 0
+    assert turn.input_tokens is not None and turn.input_tokens > 0
+
+
+def test_a_completed_turn_stores_the_usage_the_model_reported(
+    stack: WorkerStack, postgres_url: str, worker_engine: Engine, moto: LocalMoto
+) -> None:
+    model = ScriptedModel([{"text": "Short and sweet."}])
+    stack.start_worker(make_worker(postgres_url, worker_engine, model, moto))
+    with stack.client() as client:
+        request = stack.submit("Hi", client.connection_id)
+        client.read_until_end(request.turn_id)
+    turn = stack.turn(request.turn_id)
+    assert (turn.input_tokens, turn.output_tokens, turn.usage_estimated) == (11, 3, False)
+
+
+def test_the_lambda_deadline_ends_the_turn_with_its_partial_text_and_an_ending(
+    stack: WorkerStack, postgres_url: str, worker_engine: Engine, moto: LocalMoto
+) -> None:
+    model = ScriptedModel([{"text": LONG_ANSWER}], delay_s=0.02)  # ~4 s of answer
+    worker = make_worker(postgres_url, worker_engine, model, moto, DEADLINE_MARGIN_S=1)
+    assert stack.queues is not None
+    # The poller's Lambda context gives each invocation 3 s: the turn must stop 1 s before that.
+    stack.esm = EventSourceMapping(
+        stack.sqs,
+        stack.queues.queue_url,
+        worker.handle,
+        visibility_timeout_s=60,
+        wait_time_s=0.2,
+        max_concurrency=1,
+        function_timeout_s=3,
+    ).start()
+    with stack.client() as client:
+        request = stack.submit("Write a lot", client.connection_id)
+        frames = client.read_until_end(request.turn_id)
+        assert stack.esm.drain(timeout=10)
+    assert_one_clean_attempt(frames)
+    assert parts(frames)[-1] == {"type": "error", "errorText": FAILURES["deadline"].safe_text}
+    turn = stack.turn(request.turn_id)
+    assert (turn.status, turn.error_code, turn.stop_reason) == (
+        TurnStatus.FAILED.value,
+        "deadline",
+        "deadline",
+    )
+    assert turn.assistant_text == text_of(frames)  # the partial text, exactly as the client saw it
+    assert 0 < len(turn.assistant_text) < len(LONG_ANSWER) and LONG_ANSWER.startswith(turn.assistant_text)
+    assert turn.usage_estimated and turn.output_tokens > 0
+    assert turn.last_seq == chunks(frames)[-1]["seq"]
+
+
+def test_a_tool_loop_stops_after_max_agent_cycles(
+    stack: WorkerStack, postgres_url: str, worker_engine: Engine, moto: LocalMoto
+) -> None:
+    # A model that asks for the time forever (the last scripted step repeats).
+    model = ScriptedModel([{"text": "Checking. ", "tool": {"name": "current_time", "input": {}, "id": "t"}}])
+    esm = stack.start_worker(make_worker(postgres_url, worker_engine, model, moto, MAX_AGENT_CYCLES=3))
+    with stack.client() as client:
+        request = stack.submit("What time is it, really?", client.connection_id)
+        frames = client.read_until_end(request.turn_id)
+        assert esm.drain(timeout=10)
+    assert_one_clean_attempt(frames)
+    assert len(model.calls) == 3
+    assert parts(frames)[-1] == {"type": "error", "errorText": FAILURES["too_many_steps"].safe_text}
+    turn = stack.turn(request.turn_id)
+    assert (turn.status, turn.error_code) == (TurnStatus.FAILED.value, "too_many_steps")
+    assert turn.assistant_text == "Checking. " * 3
+    assert [p["type"] for p in parts(frames)].count("tool-output-available") == 3
+
+
+def test_an_unreadable_record_is_logged_with_its_message_id_and_hurried_to_the_dlq(
+    stack: WorkerStack,
+    postgres_url: str,
+    worker_engine: Engine,
+    moto: LocalMoto,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model = ScriptedModel([{"text": "Fine."}])
+    assert stack.queues is not None
+    message_id = stack.sqs.send_message(
+        QueueUrl=stack.queues.queue_url,
+        MessageBody='{"turn_id": "not a uuid"}',
+        MessageGroupId="poison-group",
+        MessageDeduplicationId=str(uuid.uuid4()),
+    )["MessageId"]
+    # A real queue's visibility timeout: the record reaches the DLQ in seconds only if the worker
+    # hands it back at once.
+    esm = stack.start_worker(make_worker(postgres_url, worker_engine, model, moto), visibility_timeout_s=60)
+    assert esm.drain(timeout=20)
+    assert stack.dlq_bodies() == ['{"turn_id": "not a uuid"}']
+    unreadable = [r for r in caplog.records if r.getMessage() == "unreadable turn request: the record fails"]
+    assert len(unreadable) == 2  # max_receive_count=2 deliveries, each logged with its message id
+    assert {getattr(r, "message_id", None) for r in unreadable} == {message_id}
+    assert all("not a uuid" not in json.dumps(r.__dict__, default=str) for r in unreadable)  # no body
