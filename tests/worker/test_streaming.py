@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -119,34 +119,60 @@ def test_split_text_never_cuts_a_character() -> None:
     assert all(p == "😀" * 2 for p in pieces)
 
 
-# ---------------------------------------------------------------- Publisher (fake poster, real time)
+# ---------------------------------------------------------------- Publisher (fake poster, fake clock)
+# The clock is frozen unless a test moves it, so "waits for the flush interval" means "never goes
+# out until the test advances the clock": no test depends on how fast the machine is.
+
+HANG_GUARD_S = 10.0  # only ends a test that would otherwise hang; no assertion measures time
 
 
 class FakePoster:
-    """Records every post; can be slow, or say a connection is gone / unreachable."""
+    """Records every post; can hold posts until released, or say a connection is gone / unreachable."""
 
-    def __init__(self, delay_s: float = 0.0) -> None:
-        self.delay_s = delay_s
-        self.posts: list[tuple[str, dict[str, object], float]] = []
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, dict[str, object]]] = []
         self.gone: set[str] = set()
         self.unavailable: set[str] = set()
+        self.entered = 0  # posts that have started, held or not
+        self._open = threading.Event()
+        self._open.set()
         self._lock = threading.Lock()
 
+    def hold(self) -> None:
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
     def post(self, endpoint_url: str, connection_id: str, data: bytes) -> None:
-        if self.delay_s:
-            time.sleep(self.delay_s)
+        with self._lock:
+            self.entered += 1
+        if not self._open.wait(HANG_GUARD_S):
+            raise AssertionError("a held post was never released")
         if connection_id in self.gone:
             raise ConnectionGone(connection_id)
         if connection_id in self.unavailable:
             raise ConnectionUnavailable(connection_id)
         with self._lock:
-            self.posts.append((connection_id, json.loads(data), time.monotonic()))
+            self.posts.append((connection_id, json.loads(data)))
 
     def frames_for(self, connection_id: str) -> list[dict[str, object]]:
-        return [frame for c, frame, _ in self.posts if c == connection_id]
+        with self._lock:
+            return [frame for c, frame in self.posts if c == connection_id]
 
 
-def make_publisher(poster: FakePoster, listeners: list[str], interval: float = 0.05) -> Publisher:
+async def eventually(condition: Callable[[], bool]) -> None:
+    """Let the sender task and its post threads run until `condition` holds."""
+    for _ in range(int(HANG_GUARD_S / 0.001)):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("condition never held")
+
+
+def make_publisher(
+    poster: FakePoster, listeners: list[str], clock: FakeClock, interval: float = 0.05
+) -> Publisher:
     return Publisher(
         turn_id=uuid.uuid4(),
         attempt=1,
@@ -154,7 +180,7 @@ def make_publisher(poster: FakePoster, listeners: list[str], interval: float = 0
         poster=poster,
         outbox=Outbox(flush_interval_s=interval),
         listeners=listeners,
-        clock=time.monotonic,
+        clock=clock,
     )
 
 
@@ -166,47 +192,65 @@ def text_of(frames: list[dict[str, object]]) -> str:
     )
 
 
+def part_types(frames: list[dict[str, object]]) -> list[str]:
+    return [str(f["chunk"]["type"]) for f in frames if f["type"] == "chunk"]  # type: ignore[index]
+
+
 @pytest.mark.anyio
 async def test_every_listener_gets_every_frame_in_order_and_first_text_at_once() -> None:
+    clock = FakeClock()
     poster = FakePoster()
-    publisher = make_publisher(poster, ["a", "b"], interval=0.05)
+    publisher = make_publisher(poster, ["a", "b"], clock, interval=0.05)
     publisher.start()
     publisher.emit(START)
     publisher.emit(TextStartPart(id="x"))
-    emitted_at = time.monotonic()
+    await eventually(lambda: all(part_types(poster.frames_for(c)) == ["start", "text-start"] for c in "ab"))
+
+    # Inside the flush interval (the clock has not moved), the first text still goes out at once.
     publisher.emit_text("x", "first")
-    await asyncio.sleep(0.02)
-    first_delta_at = next(t for c, f, t in poster.posts if c == "a" and f["chunk"]["type"] == "text-delta")  # type: ignore[index]
-    assert first_delta_at - emitted_at < 0.01
+    await eventually(lambda: all(text_of(poster.frames_for(c)) == "first" for c in "ab"))
+
+    # Later text waits for the interval, however many tokens arrive meanwhile...
     for i in range(40):
         publisher.emit_text("x", f" t{i}")
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.01)
+    assert text_of(poster.frames_for("a")) == "first"
+    # ...and goes out as one frame once it has passed.
+    clock.now += 0.05
+    publisher.emit_text("x", " end")
     await publisher.close()
+
+    expected = "first" + "".join(f" t{i}" for i in range(40)) + " end"
     for listener in ("a", "b"):
         frames = poster.frames_for(listener)
         assert [f["seq"] for f in frames] == list(range(len(frames)))
-        assert text_of(frames) == "first" + "".join(f" t{i}" for i in range(40))
-    # 41 tokens over ~0.2 s at a 50 ms interval: a handful of text frames, not one per token.
-    assert len(poster.frames_for("a")) <= 10
+        assert part_types(frames) == ["start", "text-start", "text-delta", "text-delta"]
+        assert text_of(frames) == expected
 
 
 @pytest.mark.anyio
 async def test_slow_posts_merge_text_instead_of_building_a_backlog() -> None:
-    poster = FakePoster(delay_s=0.08)
-    publisher = make_publisher(poster, ["a"], interval=0.02)
+    clock = FakeClock()
+    poster = FakePoster()
+    publisher = make_publisher(poster, ["a"], clock, interval=0.02)
+    poster.hold()  # the first post hangs until released
     publisher.start()
     publisher.emit(START)
     publisher.emit(TextStartPart(id="x"))
-    for i in range(50):  # 100 tokens/s for 0.5 s
+    publisher.emit_text("x", "0 ")
+    await eventually(lambda: poster.entered == 1)
+    for i in range(1, 50):  # 100 tokens/s for half a second, all while that post is stuck
+        clock.now += 0.01
         publisher.emit_text("x", f"{i} ")
-        await asyncio.sleep(0.01)
-    closing = time.monotonic()
+        await asyncio.sleep(0)
+    poster.release()
     await publisher.close()
-    # Once text stops, at most one post in flight plus one carrying everything left.
-    assert time.monotonic() - closing < 0.25
     frames = poster.frames_for("a")
-    assert text_of(frames) == "".join(f"{i} " for i in range(50))
-    assert len(frames) <= 10  # ~0.5 s / 80 ms per post
+    # The frames taken before the stall, then one frame with everything that came in meanwhile.
+    assert part_types(frames) == ["start", "text-start", "text-delta", "text-delta"]
+    assert frames[-1]["chunk"]["delta"] == "".join(f"{i} " for i in range(1, 50))  # type: ignore[index]
+    assert [f["seq"] for f in frames] == [0, 1, 2, 3]
 
 
 @pytest.mark.anyio
@@ -226,7 +270,7 @@ async def test_gone_listener_is_dropped_and_reported_and_others_keep_receiving()
         poster=poster,
         outbox=Outbox(flush_interval_s=0.01),
         listeners=["a", "b"],
-        clock=time.monotonic,
+        clock=FakeClock(),
         on_listener_count=counts.append,
         on_gone=on_gone,
     )
@@ -245,7 +289,7 @@ async def test_gone_listener_is_dropped_and_reported_and_others_keep_receiving()
 @pytest.mark.anyio
 async def test_new_listener_gets_a_snapshot_then_the_live_chunks_gap_free() -> None:
     poster = FakePoster()
-    publisher = make_publisher(poster, ["a"], interval=0.01)
+    publisher = make_publisher(poster, ["a"], FakeClock(), interval=0.01)
     publisher.start()
     publisher.emit(START)
     publisher.emit(TextStartPart(id="x"))
@@ -269,7 +313,7 @@ async def test_new_listener_gets_a_snapshot_then_the_live_chunks_gap_free() -> N
 @pytest.mark.anyio
 async def test_unreachable_listener_is_picked_up_again_with_a_snapshot() -> None:
     poster = FakePoster()
-    publisher = make_publisher(poster, ["a"], interval=0.01)
+    publisher = make_publisher(poster, ["a"], FakeClock(), interval=0.01)
     publisher.start()
     publisher.emit(START)
     poster.unavailable.add("a")
