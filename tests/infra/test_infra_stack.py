@@ -21,7 +21,13 @@ EXPECTED_ENV = {
     | {"JWT_ISSUER", "JWT_AUDIENCE", "JWKS_URL", "TENANT_CLAIM", "DEV_ISSUER_ENABLED"},
     "gateway": COMMON_ENV
     | DB_ENV
-    | {"TURN_QUEUE_URL", "MAX_MESSAGE_CHARS", "SEND_RATE_PER_MINUTE", "MAX_OPEN_TURNS"},
+    | {
+        "TURN_QUEUE_URL",
+        "MAX_MESSAGE_CHARS",
+        "SEND_RATE_PER_MINUTE",
+        "MAX_OPEN_TURNS",
+        "CURSOR_KEY_SECRET_ARN",
+    },
     "worker": COMMON_ENV
     | DB_ENV
     | {
@@ -363,6 +369,7 @@ def test_gateway_can_send_to_the_queue_but_not_read_it(stage: Recorded) -> None:
         "ManageVpcNetworkInterfaces",
         "ReadDatabaseSecret",
         "EnqueueTurns",
+        "ReadCursorKey",
     }
     queue_arn = stage.one("aws:sqs/queue:Queue", "turns").outputs["arn"]
     assert statements["EnqueueTurns"]["Action"] == ["sqs:SendMessage"]

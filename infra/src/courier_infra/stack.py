@@ -23,6 +23,7 @@ from courier_infra.components.network import Network
 from courier_infra.components.observability import Alarms
 from courier_infra.components.queue import TurnQueue
 from courier_infra.components.release import Migrations
+from courier_infra.components.secrets import CursorKey
 from courier_infra.components.storage import BodyStorage
 from courier_infra.components.websocket_api import (
     WebSocketApi,
@@ -87,6 +88,7 @@ class CourierStack:
         self.queue = TurnQueue("turns", config)
         self.storage = BodyStorage("bodies", config)
         self.auth = Auth("auth", config)
+        self.cursor_key = CursorKey("cursor-key", config)
         database_access = self.database.access_statements(config, self.account_id)
 
         self.migrator = LambdaFunction(
@@ -137,10 +139,12 @@ class CourierStack:
                 "MAX_MESSAGE_CHARS": str(config.max_message_chars),
                 "SEND_RATE_PER_MINUTE": str(config.send_rate_per_minute),
                 "MAX_OPEN_TURNS": str(config.max_open_turns),
+                "CURSOR_KEY_SECRET_ARN": self.cursor_key.arn,
             },
             statements=[
                 database_access,
                 [iam.statement("EnqueueTurns", ["sqs:SendMessage"], self.queue.queue.arn)],
+                self.cursor_key.read_statements(),
             ],
             network=self.network,
             depends_on=new_code_after_migrations,
