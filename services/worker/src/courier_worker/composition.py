@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -119,6 +120,11 @@ class Worker:
             if metrics.metric_set:  # nothing to publish when every record was a no-op
                 metrics.flush_metrics()
         return dict(response)
+
+    def end_abandoned_turns(self) -> list[uuid.UUID]:
+        """Recovery: end every streaming turn whose lease has lapsed and whose record will not come
+        back (e.g. the local stack was killed with its in-memory queue), telling its listeners."""
+        return run_coroutine(lambda: self.runner.ender().end_abandoned())
 
     def _deadline_of(self, context: Any) -> float | None:
         """When the runtime will stop this invocation, on the runner's clock (None: no context)."""
