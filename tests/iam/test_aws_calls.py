@@ -35,6 +35,9 @@ def test_what_each_function_does_in_aws_is_allowed(deployment: Deployment) -> No
     calls = [
         call_by(deployment, "gateway", "sqs", "SendMessage", QueueUrl=turn_queue(deployment)),
         call_by(deployment, "worker", "apigatewaymanagementapi", "PostToConnection", ConnectionId="abc="),
+        # What the event source mapping does with the worker's role (a batch is its single action).
+        call_by(deployment, "worker", "sqs", "ReceiveMessage", QueueUrl=turn_queue(deployment)),
+        call_by(deployment, "worker", "sqs", "DeleteMessageBatch", QueueUrl=turn_queue(deployment)),
         call_by(deployment, "worker", "s3", "PutObject", Bucket=bucket, Key="turns/t1/answer.txt"),
         call_by(deployment, "worker", "bedrock-runtime", "ConverseStream", modelId=model_id),
     ]

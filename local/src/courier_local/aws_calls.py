@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from courier_infra.deployment import Deployment
-from courier_local.lambda_runtime import access_key_of
+from courier_local.lambda_runtime import PROVISIONING_ACCESS_KEY, access_key_of
 
 # The parameters that name a call's resource: nothing else (never message bodies) is written.
 _RESOURCE_PARAMS = ("QueueUrl", "Bucket", "Key", "ConnectionId", "modelId", "SecretId")
@@ -99,7 +99,8 @@ def authorizations(call: AwsCall, deployment: Deployment) -> list[Authorization]
     service, operation = call.service, call.operation
     if service == "sqs":
         queue_name = urlsplit(params["QueueUrl"]).path.rstrip("/").rsplit("/", 1)[-1]
-        return [Authorization(f"sqs:{operation}", f"arn:aws:sqs:{region}:{account}:{queue_name}")]
+        action = operation.removesuffix("Batch")  # SQS authorizes a batch as its single action
+        return [Authorization(f"sqs:{action}", f"arn:aws:sqs:{region}:{account}:{queue_name}")]
     if service == "s3":
         action = {"HeadObject": "GetObject"}.get(operation, operation)
         key = params.get("Key")
@@ -188,6 +189,8 @@ def evaluate(calls: Iterable[AwsCall], deployment: Deployment) -> Evaluation:
         ]
     )
     for call in calls:
+        if call.access_key == PROVISIONING_ACCESS_KEY:
+            continue  # the stack creating what Pulumi creates in AWS
         result.calls += 1
         spec = functions.get(call.access_key)
         if spec is None:

@@ -43,6 +43,10 @@ def load_handler(handler: str) -> Any:
     return function
 
 
+# What the stack itself signs with when it creates the declared queues and buckets (Pulumi's part).
+PROVISIONING_ACCESS_KEY = "LOCAL-PROVISIONING"
+
+
 def access_key_of(function_name: str) -> str:
     """The dummy access key a local function's clients sign with: it names the function."""
     return f"LOCAL-{function_name}"
@@ -50,12 +54,17 @@ def access_key_of(function_name: str) -> str:
 
 @contextmanager
 def _process_environment(values: Mapping[str, str]) -> Iterator[None]:
+    import boto3
+
     with _environment_lock:
         saved = {key: os.environ.get(key) for key in values}
         os.environ.update(values)
+        # boto3's default session caches the credentials it resolved first: a new one per container.
+        saved_session, boto3.DEFAULT_SESSION = boto3.DEFAULT_SESSION, None
         try:
             yield
         finally:
+            boto3.DEFAULT_SESSION = saved_session
             for key, value in saved.items():
                 if value is None:
                     os.environ.pop(key, None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -175,6 +176,7 @@ class LocalEndpoints:
     jwks_url: str  # the dev issuer's keys, served by the page
     bedrock_endpoint_url: str | None  # None: real Bedrock
     model_id: str | None  # None: the declared MODEL_ID
+    cursor_signing_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))  # new per stack
 
 
 def localize(function: FunctionSpec, local: LocalEndpoints, options: StackOptions) -> dict[str, str]:
@@ -208,6 +210,8 @@ def localize(function: FunctionSpec, local: LocalEndpoints, options: StackOption
             environment[key] = local.model_id or value
             if local.bedrock_endpoint_url is not None:
                 environment["BEDROCK_ENDPOINT_URL"] = local.bedrock_endpoint_url
+        elif key == "CURSOR_KEY_SECRET_ARN":
+            environment["CURSOR_SIGNING_KEY"] = local.cursor_signing_key  # the key itself, not a secret ARN
         elif key == "LISTENER_GRACE_S":
             environment[key] = str(options.grace_s)
         elif key == "FLUSH_INTERVAL_MS":
@@ -416,14 +420,25 @@ class LocalStack:
 
         # 7. The event source mappings, as declared (batch size, concurrency, partial failures).
         self._step("Starting the worker")
+        import boto3
+
         from courier_local.edge.sqs import EventSourceMapping
+        from courier_local.lambda_runtime import access_key_of
 
         for declared in deployment.event_source_mappings:
             function = self.functions[declared.function]
             queue = deployment.queue_by_arn(declared.queue_arn)
+            # Lambda polls with the function's role: the mapping's calls are checked against its policy.
+            poller = boto3.client(
+                "sqs",
+                region_name=deployment.region,
+                endpoint_url=self.moto.endpoint_url,
+                aws_access_key_id=access_key_of(function.spec.function_name),
+                aws_secret_access_key="local",
+            )
             self.mappings.append(
                 EventSourceMapping(
-                    sqs,
+                    poller,
                     self.queue_urls[queue.name],
                     function,
                     batch_size=declared.batch_size,

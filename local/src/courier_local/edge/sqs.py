@@ -32,6 +32,7 @@ from moto.server import ThreadedMotoServer
 
 from courier_infra.deployment import QueueSpec
 from courier_local.edge.lambda_context import LambdaContext
+from courier_local.lambda_runtime import PROVISIONING_ACCESS_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -113,12 +114,13 @@ class LocalMoto:
             pass
 
     def client(self, service_name: str) -> Any:
-        """A boto3 client for `service_name` pointed at this server, with dummy credentials."""
+        """A boto3 client for `service_name` pointed at this server, with dummy credentials that say
+        the calls are the stack's own (provisioning), not a function's."""
         return boto3.client(  # type: ignore[call-overload]
             service_name,
             region_name=self.region,
             endpoint_url=self.endpoint_url,
-            aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
+            aws_access_key_id=PROVISIONING_ACCESS_KEY,
             aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
         )
 
