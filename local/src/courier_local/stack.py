@@ -434,7 +434,7 @@ class LocalStack:
                 region_name=deployment.region,
                 endpoint_url=self.moto.endpoint_url,
                 aws_access_key_id=access_key_of(function.spec.function_name),
-                aws_secret_access_key="local",
+                aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
             )
             self.mappings.append(
                 EventSourceMapping(
