@@ -16,7 +16,8 @@ Facts and sources: shared/notes/aws.md §A. What it does, step by step:
   `select_route(body)` (the declared selection expression); the route's `function` picks the
   handler; the MESSAGE event carries the raw body, a `messageId` and the authorizer context from
   `$connect`. Handlers run in worker threads, concurrently (AWS gives no ordering between
-  invocations either). A two-way route sends the handler's returned `body` back as one text frame. A handler that raises produces
+  invocations either). A two-way route sends the handler's returned `body` back as one text frame.
+  A handler that raises produces
   `{"message": "Internal server error", "connectionId": ..., "requestId": ...}`; one slower than the
   integration timeout (29 s) produces `{"message": "Endpoint request timed out", ...}` (⚠️ text
   unconfirmed for WebSocket APIs) and its late result is dropped.
