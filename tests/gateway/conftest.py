@@ -153,12 +153,21 @@ class GatewayHarness:
         return Client(self.gateway, owner)
 
 
+TEST_CURSOR_KEY = "test-cursor-signing-key-" + "k" * 16
+
+
 def make_owner(tenant: str = "acme") -> Owner:
     return Owner(tenant_id=tenant, user_id=f"user-{uuid.uuid4().hex[:8]}")
 
 
 def gateway_settings(**overrides: Any) -> GatewaySettings:
-    return GatewaySettings.model_validate({"TURN_QUEUE_URL": "https://sqs.invalid/turns.fifo", **overrides})
+    return GatewaySettings.model_validate(
+        {
+            "TURN_QUEUE_URL": "https://sqs.invalid/turns.fifo",
+            "CURSOR_SIGNING_KEY": TEST_CURSOR_KEY,
+            **overrides,
+        }
+    )
 
 
 @pytest.fixture

@@ -197,7 +197,7 @@ def test_a_message_of_exactly_the_limit_is_accepted(make_harness: Any) -> None:
 
 
 def test_an_oversized_frame_is_too_large(make_harness: Any, counts: Any) -> None:
-    harness = make_harness(MAX_FRAME_BYTES=1024, MAX_MESSAGE_CHARS=100_000)
+    harness = make_harness(MAX_FRAME_BYTES=1024)
     before = counts()
     answer = harness.client(make_owner()).send_message("x" * 2000)
     assert (answer["type"], answer["code"], answer["action"]) == ("error", "too_large", "sendMessage")
@@ -467,12 +467,14 @@ def test_a_failing_database_answers_internal_and_never_raises(harness: GatewayHa
         def unit_of_work(self) -> Any:
             raise RuntimeError("connection refused")
 
+    from courier_gateway.cursors import CursorSigner
     from courier_gateway.gateway import Gateway, GatewayLimits
 
     gateway = Gateway(
         BrokenStore(),  # type: ignore[arg-type]
         harness.queue,
         GatewayLimits(8000, 32 * 1024, 20, 3),
+        cursors=CursorSigner(b"k" * 32),
         clock=harness.clock,
         logger=harness.gateway._logger,
     )

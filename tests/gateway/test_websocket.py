@@ -82,7 +82,9 @@ def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             )
         )
         gateway = build_gateway(
-            GatewaySettings.model_validate({"TURN_QUEUE_URL": queues.queue_url, "MAX_OPEN_TURNS": 10}),
+            GatewaySettings.model_validate(
+                {"TURN_QUEUE_URL": queues.queue_url, "MAX_OPEN_TURNS": 10, "CURSOR_SIGNING_KEY": "k" * 32}
+            ),
             store=store,
             queue=SqsTurnQueue(sqs, queues.queue_url),
         )

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from aws_lambda_powertools import Logger
 
+from courier_gateway.cursors import CursorSigner
 from courier_gateway.gateway import Gateway, GatewayLimits
 from courier_gateway.queue import SqsTurnQueue, TurnQueue
 from courier_gateway.settings import GatewaySettings
@@ -21,8 +22,10 @@ def build_gateway(
     queue: TurnQueue | None = None,
     clock: Callable[[], datetime] = utcnow,
     logger: Logger | None = None,
+    read_secret: Callable[[str], str] | None = None,
 ) -> Gateway:
-    """The Gateway; `store` and `queue` replace the ones the settings describe (tests, the local stack)."""
+    """The Gateway; `store` and `queue` replace the ones the settings describe (tests, the local stack),
+    `read_secret` how a secret's value is read (default: Powertools, from Secrets Manager)."""
     if store is None:
         from courier_shared.db.aws import connect  # here, not at import: boto3 is slow to import
 
@@ -39,4 +42,28 @@ def build_gateway(
         max_open_turns=settings.max_open_turns,
         open_turn_window=timedelta(seconds=settings.open_turn_window_s),
     )
-    return Gateway(store, queue, limits, clock=clock, logger=logger or Logger(service="courier-gateway"))
+    return Gateway(
+        store,
+        queue,
+        limits,
+        cursors=CursorSigner(_cursor_key(settings, read_secret or _read_secret)),
+        clock=clock,
+        logger=logger or Logger(service="courier-gateway"),
+    )
+
+
+def _cursor_key(settings: GatewaySettings, read_secret: Callable[[str], str]) -> bytes:
+    if settings.cursor_signing_key is not None:
+        return settings.cursor_signing_key.get_secret_value().encode()
+    assert settings.cursor_key_secret_arn is not None  # the settings require one of the two
+    return read_secret(settings.cursor_key_secret_arn).encode()
+
+
+def _read_secret(secret_id: str) -> str:
+    # Here, not at import: it imports boto3. A provider of its own, read once per cold start.
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    value = SecretsProvider().get(secret_id)
+    if not isinstance(value, str):
+        raise ValueError(f"the secret {secret_id} holds no string")
+    return value

@@ -17,6 +17,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
+from courier_gateway.cursors import CursorSigner, ForgedCursor
 from courier_gateway.events import WebSocketEvent, connect_response, frame_response
 from courier_gateway.queue import TurnQueue
 from courier_shared.db.models import Turn
@@ -55,7 +56,8 @@ HISTORY_RESPONSE_BUDGET_BYTES = 120 * 1024
 NO_SUCH_CONVERSATION = "No conversation with that conversationId."
 NO_SUCH_TURN = "No turn with that turnId."
 BAD_CURSOR = (
-    "The 'before' cursor is not one Courier issued: pass a nextCursor from an earlier answer, or omit it."
+    "The 'before' cursor is not one Courier issued for this request: pass the nextCursor of an earlier "
+    "answer to the same action (and conversation), or omit it."
 )
 
 
@@ -96,12 +98,14 @@ class Gateway:
         queue: TurnQueue,
         limits: GatewayLimits,
         *,
+        cursors: CursorSigner,
         clock: Callable[[], datetime],
         logger: Logger,
     ) -> None:
         self._store = store
         self._queue = queue
         self._limits = limits
+        self._cursors = cursors
         self._clock = clock
         self._logger = logger
 
@@ -378,24 +382,31 @@ class Gateway:
             )
 
     def _get_history(self, frame: GetHistory, owner: Owner) -> History:
+        scope = str(frame.conversation_id)
+        before = self._open_cursor(frame.before, "getHistory", owner, scope)
         with self._store.unit_of_work() as repo:
             if repo.find_conversation(owner, frame.conversation_id) is None:
                 raise FrameError(ErrorCode.NOT_FOUND, NO_SUCH_CONVERSATION)
             try:
-                page = repo.history(owner, frame.conversation_id, before=frame.before, limit=frame.limit)
+                page = repo.history(owner, frame.conversation_id, before=before, limit=frame.limit)
             except InvalidCursor:
                 raise FrameError(ErrorCode.BAD_REQUEST, BAD_CURSOR) from None
             turns = [_history_turn(turn) for turn in page.items]
-            kept = _newest_that_fit(turns, HISTORY_RESPONSE_BUDGET_BYTES)
-            next_cursor = page.next_cursor
-            if len(kept) < len(turns):
-                next_cursor = encode_cursor(kept[0].created_at, kept[0].turn_id)
-            return History(conversation_id=frame.conversation_id, turns=kept, next_cursor=next_cursor)
+        kept = _newest_that_fit(turns, HISTORY_RESPONSE_BUDGET_BYTES)
+        position = page.next_cursor
+        if len(kept) < len(turns):
+            position = encode_cursor(kept[0].created_at, kept[0].turn_id)
+        return History(
+            conversation_id=frame.conversation_id,
+            turns=kept,
+            next_cursor=self._issue_cursor(position, "getHistory", owner, scope),
+        )
 
     def _list_conversations(self, frame: ListConversations, owner: Owner) -> Conversations:
+        before = self._open_cursor(frame.before, "listConversations", owner)
         with self._store.unit_of_work() as repo:
             try:
-                page = repo.list_conversations(owner, before=frame.before, limit=frame.limit)
+                page = repo.list_conversations(owner, before=before, limit=frame.limit)
             except InvalidCursor:
                 raise FrameError(ErrorCode.BAD_REQUEST, BAD_CURSOR) from None
             return Conversations(
@@ -407,8 +418,21 @@ class Gateway:
                     )
                     for conversation in page.items
                 ],
-                next_cursor=page.next_cursor,
+                next_cursor=self._issue_cursor(page.next_cursor, "listConversations", owner),
             )
+
+    def _open_cursor(self, cursor: str | None, action: str, owner: Owner, scope: str = "") -> str | None:
+        if cursor is None:
+            return None
+        try:
+            return self._cursors.open(cursor, action=action, owner=owner, scope=scope)
+        except ForgedCursor:
+            raise FrameError(ErrorCode.BAD_REQUEST, BAD_CURSOR) from None
+
+    def _issue_cursor(self, position: str | None, action: str, owner: Owner, scope: str = "") -> str | None:
+        if position is None:
+            return None
+        return self._cursors.issue(position, action=action, owner=owner, scope=scope)
 
 
 def _newest_that_fit(turns: list[HistoryTurn], budget_bytes: int) -> list[HistoryTurn]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 
-from courier_shared.protocol import DEFAULT_MAX_MESSAGE_CHARS, MAX_FRAME_BYTES
+from courier_gateway.cursors import MIN_KEY_BYTES
+from courier_shared.protocol import DEFAULT_MAX_MESSAGE_CHARS, MAX_FRAME_BYTES, MAX_MESSAGE_CHARS
 from courier_shared.settings import DatabaseSettings
 
 
@@ -12,7 +13,10 @@ class GatewaySettings(DatabaseSettings):
     turn_queue_url: str = Field(alias="TURN_QUEUE_URL")
     # Local stand-in for SQS (moto); unset in AWS.
     sqs_endpoint_url: str | None = Field(default=None, alias="SQS_ENDPOINT_URL")
-    max_message_chars: int = Field(default=DEFAULT_MAX_MESSAGE_CHARS, ge=1, alias="MAX_MESSAGE_CHARS")
+    # At most the protocol's MAX_MESSAGE_CHARS: a longer message might not fit one client frame.
+    max_message_chars: int = Field(
+        default=DEFAULT_MAX_MESSAGE_CHARS, ge=1, le=MAX_MESSAGE_CHARS, alias="MAX_MESSAGE_CHARS"
+    )
     max_frame_bytes: int = Field(default=MAX_FRAME_BYTES, ge=256, le=128 * 1024, alias="MAX_FRAME_BYTES")
     # New messages per user per rolling minute; retries of a message already stored don't count.
     send_rate_per_minute: int = Field(default=20, ge=1, alias="SEND_RATE_PER_MINUTE")
@@ -21,3 +25,18 @@ class GatewaySettings(DatabaseSettings):
     # A turn still open this long after it was sent is presumed stuck (e.g. dead-lettered) and stops
     # counting against MAX_OPEN_TURNS, so one lost turn cannot lock a user out for good.
     open_turn_window_s: int = Field(default=900, ge=60, alias="OPEN_TURN_WINDOW_S")
+    # The key that signs pagination cursors: in AWS a Secrets Manager secret, read at cold start;
+    # locally and in tests the key itself.
+    cursor_key_secret_arn: str | None = Field(default=None, alias="CURSOR_KEY_SECRET_ARN")
+    cursor_signing_key: SecretStr | None = Field(
+        default=None, min_length=MIN_KEY_BYTES, alias="CURSOR_SIGNING_KEY"
+    )
+
+    @model_validator(mode="after")
+    def _one_cursor_key(self) -> GatewaySettings:
+        if (self.cursor_key_secret_arn is None) == (self.cursor_signing_key is None):
+            raise ValueError(
+                "set exactly one of CURSOR_KEY_SECRET_ARN (a Secrets Manager secret) and "
+                "CURSOR_SIGNING_KEY (the key itself): pagination cursors are signed with it"
+            )
+        return self
