@@ -32,9 +32,10 @@ class DatabaseSettings(CourierSettings):
     """Where the chat-turn database is and how to log in.
 
     Locally: `DATABASE_URL`, or nothing for the embedded SQLite file. In AWS: the host and name,
-    and either the ARN of the secret RDS manages (`DB_SECRET_ARN`), or, through RDS Proxy, IAM
-    authentication as `DB_USER` (`DB_IAM_AUTH=true`). `courier_shared.db.aws` turns these into
-    an engine at cold start.
+    and either the ARN of a secret holding the login (`DB_SECRET_ARN`: the migrator, with the
+    RDS-managed master secret), or IAM authentication as `DB_USER` (`DB_IAM_AUTH=true`: the
+    gateway and worker, as the application role, directly or through RDS Proxy).
+    `courier_shared.db.aws` turns these into an engine at cold start.
     """
 
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
@@ -61,12 +62,12 @@ class DatabaseSettings(CourierSettings):
 
     @property
     def needs_secret(self) -> bool:
-        """True when the password comes from the RDS-managed secret."""
+        """True when the login comes from a Secrets Manager secret (re-read when it rotates)."""
         return self.database_url is None and self.db_host is not None and not self.db_iam_auth
 
     @property
     def uses_iam_auth(self) -> bool:
-        """True when each new connection logs in with an IAM token (through RDS Proxy)."""
+        """True when each new connection logs in with an IAM token (to the instance or RDS Proxy)."""
         return self.database_url is None and self.db_host is not None and self.db_iam_auth
 
     def resolved_url(self, secret_string: str | None = None) -> str:
@@ -79,12 +80,16 @@ class DatabaseSettings(CourierSettings):
         if self.db_host is None:
             return embedded_database_url()
         if self.db_iam_auth:
-            return self._postgres_url(quote(str(self.db_user), safe=""))
+            return self.url_for_user(str(self.db_user))
         if secret_string is None:
             raise ValueError("the database secret is needed to build the URL")
         secret = json.loads(secret_string)
         user, password = quote(secret["username"], safe=""), quote(secret["password"], safe="")
         return self._postgres_url(f"{user}:{password}")
+
+    def url_for_user(self, user: str) -> str:
+        """The Postgres URL for `user` with no password in it: the engine supplies one per connection."""
+        return self._postgres_url(quote(user, safe=""))
 
     def _postgres_url(self, login: str) -> str:
         return (
