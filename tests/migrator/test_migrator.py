@@ -20,6 +20,6 @@ def test_upgrade_takes_an_empty_postgres_database_to_head_and_is_repeatable(post
     second = migrate(ROOT, engine)
 
     assert first["before"] is None and first["after"] is not None
-    assert second == {"before": first["after"], "after": first["after"]}
+    assert second == {"before": first["after"], "after": first["after"], "appRole": None}
     assert "turns" in inspect(engine).get_table_names()
     engine.dispose()

@@ -15,30 +15,37 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from sqlalchemy import Engine
 
+from courier_migrator.app_role import ensure_app_role
 from courier_migrator.migrations import current_revision, upgrade
 from courier_shared.lambda_entry import Invoke, LambdaEntry
 
 logger = Logger(service="courier-migrator")
 
 
-def migrate(root: Path, engine: Engine) -> dict[str, str | None]:
-    """Upgrade to head; returns the revisions before and after, for the Invocation's result."""
+def migrate(root: Path, engine: Engine, *, app_user: str | None = None) -> dict[str, str | None]:
+    """Upgrade to head, then keep the application role in shape (when one is named).
+
+    Returns the revisions before and after and the role, for the Invocation's result.
+    """
     before = current_revision(engine)
     after = upgrade(root, engine)
-    return {"before": before, "after": after}
+    if app_user is not None:
+        role = ensure_app_role(engine, app_user)
+        logger.info("application role ready", extra={"app_role": role.model_dump()})
+    return {"before": before, "after": after, "appRole": app_user}
 
 
 def build(environ: Mapping[str, str]) -> Invoke:
+    from courier_migrator.settings import MigratorSettings
     from courier_shared.db.aws import connect
-    from courier_shared.settings import DatabaseSettings
 
-    settings = DatabaseSettings.model_validate(environ)
+    settings = MigratorSettings.model_validate(environ)
     root = Path(environ.get("LAMBDA_TASK_ROOT", os.getcwd()))
 
     def run(_event: dict[str, Any], _context: Any) -> dict[str, str | None]:
         engine = connect(settings)  # per invocation: a release is rare, and nothing stays open
         try:
-            revisions = migrate(root, engine)
+            revisions = migrate(root, engine, app_user=settings.db_app_user)
         finally:
             engine.dispose()
         logger.info("schema migrated", extra=revisions)
