@@ -15,7 +15,8 @@ from courier_shared.routes import ROUTE_SELECTION_EXPRESSION, ROUTES
 FUNCTION = "aws:lambda/function:Function"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 COMMON_ENV = {"POWERTOOLS_SERVICE_NAME", "LOG_LEVEL", "STAGE"}
-DB_ENV = {"DB_HOST", "DB_PORT", "DB_NAME", "DB_SECRET_ARN"}
+DB_ENV = {"DB_HOST", "DB_PORT", "DB_NAME", "DB_IAM_AUTH", "DB_USER"}  # the application role, IAM auth
+MIGRATOR_DB_ENV = {"DB_HOST", "DB_PORT", "DB_NAME", "DB_SECRET_ARN", "DB_APP_USER"}  # the master secret
 EXPECTED_ENV = {
     "authorizer": COMMON_ENV
     | {"JWT_ISSUER", "JWT_AUDIENCE", "JWKS_URL", "TENANT_CLAIM", "DEV_ISSUER_ENABLED"},
@@ -38,7 +39,7 @@ EXPECTED_ENV = {
         "FLUSH_INTERVAL_MS",
         "LISTENER_GRACE_S",
     },
-    "migrator": COMMON_ENV | DB_ENV,
+    "migrator": COMMON_ENV | MIGRATOR_DB_ENV,
 }
 
 
@@ -93,7 +94,7 @@ def test_worker_settings_point_at_this_stack(dev: Recorded) -> None:
     assert env["MODEL_ID"] == dev.stack.model.model_id
     assert env["BEDROCK_REGION"] == "eu-west-1"
     assert env["BODY_BUCKET"] == dev.one("aws:s3/bucket:Bucket", "bodies").outputs["bucket"]
-    assert env["DB_SECRET_ARN"].startswith("arn:aws:secretsmanager:eu-west-1:")
+    assert (env["DB_IAM_AUTH"], env["DB_USER"]) == ("true", "courier_app")
     gateway_env = function(dev, "gateway").inputs["environment"]["variables"]
     assert gateway_env["TURN_QUEUE_URL"].endswith("/courier-dev-turns.fifo")
     authorizer_env = function(dev, "authorizer").inputs["environment"]["variables"]
@@ -367,7 +368,7 @@ def test_gateway_can_send_to_the_queue_but_not_read_it(stage: Recorded) -> None:
         "WriteOwnLogs",
         "XRayTracing",
         "ManageVpcNetworkInterfaces",
-        "ReadDatabaseSecret",
+        "ConnectAsApplication",
         "EnqueueTurns",
         "ReadCursorKey",
     }
@@ -389,7 +390,7 @@ def test_worker_gets_exactly_the_catalog_policy_and_its_own_resources(stage: Rec
         "WriteOwnLogs",
         "XRayTracing",
         "ManageVpcNetworkInterfaces",
-        "ReadDatabaseSecret",
+        "ConnectAsApplication",
         "ConsumeTurns",
         "PostToConnections",
         "ReadWriteBodies",
@@ -409,13 +410,9 @@ def test_worker_gets_exactly_the_catalog_policy_and_its_own_resources(stage: Rec
     assert named["ConsumeTurns"]["Resource"] == stage.one("aws:sqs/queue:Queue", "turns").outputs["arn"]
     bucket_arn = stage.one("aws:s3/bucket:Bucket", "bodies").outputs["arn"]
     assert named["ReadWriteBodies"]["Resource"] == f"{bucket_arn}/turns/*"
-    secret = function(stage, "worker").inputs["environment"]["variables"]["DB_SECRET_ARN"]
-    assert named["ReadDatabaseSecret"] == {
-        "Sid": "ReadDatabaseSecret",
-        "Effect": "Allow",
-        "Action": ["secretsmanager:GetSecretValue"],
-        "Resource": secret,
-    }
+    assert named["ConnectAsApplication"]["Action"] == ["rds-db:connect"]
+    # The exact ARNs: test_infra_database_logins.py.
+    assert named["ConnectAsApplication"]["Resource"].endswith("/courier_app")
     assert not any(a.startswith("aws-marketplace:") for s in statements for a in s["Action"])
 
 
@@ -428,20 +425,19 @@ def test_migrator_reads_only_the_database_secret(stage: Recorded) -> None:
     }
 
 
-def test_rds_proxy_option_switches_functions_to_iam_auth(artifacts: Any) -> None:
+def test_rds_proxy_option_puts_the_proxy_between_the_application_and_the_database(artifacts: Any) -> None:
     from infra_harness import run_program, stack_file_config
 
     recorded = run_program("dev", {**stack_file_config("dev"), "courier:rdsProxy": "true"}, artifacts)
     proxy = recorded.one("aws:rds/proxy:Proxy", "database").inputs
-    assert proxy["requireTls"] is True and proxy["auths"][0]["iamAuth"] == "REQUIRED"
+    assert proxy["requireTls"] is True and proxy["defaultAuthScheme"] == "IAM_AUTH"
     env = function(recorded, "worker").inputs["environment"]["variables"]
     assert env["DB_HOST"].endswith(".proxy-abcdefghij.eu-west-1.rds.amazonaws.com")
-    assert (env["DB_IAM_AUTH"], env["DB_USER"]) == ("true", "courier_admin")
-    connect = by_sid(policy(recorded, "worker"))["ConnectThroughProxy"]
+    assert (env["DB_IAM_AUTH"], env["DB_USER"]) == ("true", "courier_app")
+    connect = by_sid(policy(recorded, "worker"))["ConnectAsApplication"]
     assert connect["Action"] == ["rds-db:connect"]
     assert (
-        connect["Resource"]
-        == f"arn:aws:rds-db:eu-west-1:{ACCOUNT}:dbuser:prx-0123456789abcdef0/courier_admin"
+        connect["Resource"] == f"arn:aws:rds-db:eu-west-1:{ACCOUNT}:dbuser:prx-0123456789abcdef0/courier_app"
     )
     assert "ReadDatabaseSecret" not in by_sid(policy(recorded, "worker"))
 

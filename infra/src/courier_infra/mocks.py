@@ -122,6 +122,7 @@ class AwsMocks(pulumi.runtime.Mocks):
             outputs["address"] = f"{inputs['identifier']}.abcdefghij.{region}.rds.amazonaws.com"
             outputs["port"] = 5432
             outputs["arn"] = f"arn:aws:rds:{region}:{ACCOUNT}:db:{inputs['identifier']}"
+            outputs["resourceId"] = "db-ABCDEFGHIJKLMNOPQRSTUVWXY0"  # DbiResourceId: rds-db:connect ARNs
             outputs["masterUserSecrets"] = [
                 {
                     "secretArn": f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:rds!db-1234-AbCdEf",

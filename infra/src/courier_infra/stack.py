@@ -84,7 +84,7 @@ class CourierStack:
         artifacts = {service: build_artifact(service, config.architecture) for service in packaging.SERVICES}
 
         self.network = Network("network", config)
-        self.database = Database("database", config, self.network)
+        self.database = Database("database", config, self.network, account_id=self.account_id)
         self.queue = TurnQueue("turns", config)
         self.storage = BodyStorage("bodies", config)
         self.auth = Auth("auth", config)
@@ -98,8 +98,8 @@ class CourierStack:
             artifact=artifacts["migrator"],
             timeout_seconds=300,
             memory_mb=512,
-            environment=self.database.environment(),
-            statements=[database_access],
+            environment=self.database.migrator_environment(),
+            statements=[self.database.migrator_statements()],
             network=self.network,
         )
         self.migrations = Migrations(

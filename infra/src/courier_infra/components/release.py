@@ -51,11 +51,7 @@ class Migrations(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[
-                    database.instance,
-                    migrator.function,
-                    *([database.proxy] if database.proxy is not None else []),
-                ],
+                depends_on=[database.instance, migrator.function],  # direct to the instance, never the proxy
             ),
         )
         self.register_outputs({"result": self.invocation.result})
