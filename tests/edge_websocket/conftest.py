@@ -81,12 +81,13 @@ class FakeGateway:
     """The gateway Lambda's behaviour, reduced to what the edge tests need.
 
     $connect answers `courier.v1` when offered and refuses with 403 on `?refuse=1`. A message
-    `{"raise": true}` raises; `{"sleep": s}` sleeps first; otherwise the answer echoes the route,
-    the body and the authorizer context as the response body.
+    `{"raise": true}` raises; `{"hold": true}` waits until the test sets `release`; otherwise the
+    answer echoes the route, the body and the authorizer context as the response body.
     """
 
     events: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    release: threading.Event = field(default_factory=threading.Event)
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         with self.lock:
@@ -109,8 +110,8 @@ class FakeGateway:
         if isinstance(body, dict):
             if body.get("raise"):
                 raise RuntimeError("the handler failed")
-            if body.get("sleep"):
-                time.sleep(float(body["sleep"]))
+            if body.get("hold"):
+                self.release.wait(30)  # bounded only so a failed test can't leave the thread behind
         answer = {"route": route_key, "body": event["body"], "authorizer": request_context.get("authorizer")}
         return {"statusCode": 200, "body": json.dumps(answer)}
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -102,18 +101,34 @@ async def test_script_is_played_turn_by_turn() -> None:
     assert [call["tool_names"] for call in model.calls] == [["current_time"], ["current_time"]]
 
 
-async def test_tokens_are_paced_at_the_configured_rate() -> None:
-    agent = Agent(model=OfflineModel(tokens_per_second=200), callback_handler=None)
+class FakeTime:
+    """A clock that moves only when the model waits on it, so the pacing schedule is exact."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+async def test_tokens_are_paced_at_the_configured_rate_after_the_first_token_delay() -> None:
+    clock = FakeTime()
+    model = OfflineModel(tokens_per_second=200, first_token_delay_s=0.5, clock=clock, sleep=clock.sleep)
+    agent = Agent(model=model, callback_handler=None)
     arrivals: list[float] = []
     async for event in agent.stream_async("lorem 21"):
         if "data" in event:
-            arrivals.append(time.monotonic())
-    assert len(arrivals) == 21
-    assert 0.09 <= arrivals[-1] - arrivals[0] <= 0.4  # 20 gaps of 5 ms
+            arrivals.append(clock.now)
+    assert arrivals == pytest.approx([0.5 + i / 200 for i in range(21)])  # 5 ms apart, on a schedule
 
 
 async def test_cancel_stops_within_one_token() -> None:
-    model = OfflineModel(tokens_per_second=50)  # 20 ms per token
+    clock = FakeTime()
+    model = OfflineModel(tokens_per_second=50, clock=clock, sleep=clock.sleep)  # 20 ms per token
     agent = Agent(model=model, callback_handler=None)
     received = 0
     cancelled_at = 0.0
@@ -123,27 +138,35 @@ async def test_cancel_stops_within_one_token() -> None:
             received += 1
             if received == 5:
                 agent.cancel()
-                cancelled_at = time.monotonic()
+                cancelled_at = clock.now
         elif "result" in event:
             result = event["result"]
             assert model.finished_streams == 1  # the model's generator has already ended
-    assert received <= 6
-    assert time.monotonic() - cancelled_at < 0.1
+    assert received == 5
+    assert clock.now - cancelled_at <= 1 / 50 + 1e-9  # no more waiting than the next token's
     assert result is not None and result.stop_reason == "cancelled"
 
 
 async def test_cancel_signal_set_from_another_thread_stops_the_stream() -> None:
-    model = OfflineModel(tokens_per_second=100)
-    agent = Agent(model=model, callback_handler=None)
+    clock = FakeTime()
     stop = threading.Event()
-    timer = threading.Timer(0.1, stop.set)
-    timer.start()
-    try:
-        chunks, _, result = await run(agent, "lorem 500", cancel_signal=stop)
-    finally:
-        timer.cancel()
+
+    async def sleep(seconds: float) -> None:
+        await clock.sleep(seconds)
+        if clock.now > 0.095 and not stop.is_set():  # 0.1 s in: another thread sets the signal
+            setter = threading.Thread(target=stop.set)
+            setter.start()
+            setter.join()
+            # Strands mirrors a caller's signal onto the agent's own by polling (every 50 ms of
+            # real time); the model sees the agent's. Let that happen before the next token.
+            while not agent.cancel_signal.is_set():  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+
+    model = OfflineModel(tokens_per_second=100, clock=clock, sleep=sleep)
+    agent = Agent(model=model, callback_handler=None)
+    chunks, _, result = await run(agent, "lorem 500", cancel_signal=stop)
     assert result.stop_reason == "cancelled"
-    assert 3 <= len(chunks) <= 30  # about 10 tokens in 0.1 s, not 500
+    assert len(chunks) == 10  # the tokens due before 0.1 s, not 500
 
 
 async def test_one_model_serves_concurrent_conversations_without_mixing_them() -> None:

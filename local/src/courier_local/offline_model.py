@@ -22,7 +22,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -98,9 +98,14 @@ class OfflineModel(Model):
         first_token_delay_s: float = 0.0,
         script: Sequence[OfflineTurn] | None = None,
         tool_triggers: Sequence[ToolTrigger] = (CURRENT_TIME_TRIGGER,),
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         **config: Any,
     ) -> None:
         self.tokens_per_second = tokens_per_second
+        # The pacing's time source and wait, replaceable so tests can check the schedule exactly.
+        self._clock = clock
+        self._sleep = sleep
         self.first_token_delay_s = first_token_delay_s
         self.script = list(script) if script else None
         self.tool_triggers = tuple(tool_triggers)
@@ -137,13 +142,13 @@ class OfflineModel(Model):
         with self._lock:
             self.calls.append({"messages": messages, "tool_names": offered, "system_prompt": system_prompt})
         turn = self._next_turn(messages, offered)
-        started = time.monotonic()
+        started = self._clock()
         cancelled = cancel_signal.is_set if cancel_signal is not None else (lambda: False)
         emitted = 0
         try:
             yield {"messageStart": {"role": "assistant"}}
             if self.first_token_delay_s:
-                await asyncio.sleep(self.first_token_delay_s)
+                await self._sleep(self.first_token_delay_s)
             index = 0
             if turn.text:
                 yield {"contentBlockStart": {"contentBlockIndex": index, "start": {}}}
@@ -184,7 +189,7 @@ class OfflineModel(Model):
                         "outputTokens": emitted,
                         "totalTokens": input_tokens + emitted,
                     },
-                    "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)},
+                    "metrics": {"latencyMs": int((self._clock() - started) * 1000)},
                 }
             }
         finally:
@@ -198,7 +203,7 @@ class OfflineModel(Model):
             await asyncio.sleep(0)  # still let the consumer run, and see a cancel, between tokens
             return
         due = started + self.first_token_delay_s + emitted / self.tokens_per_second
-        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        await self._sleep(max(0.0, due - self._clock()))
 
     def _next_turn(self, messages: Messages, offered: list[str]) -> OfflineTurn:
         if self.script is not None:

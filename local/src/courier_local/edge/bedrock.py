@@ -127,6 +127,8 @@ class LocalBedrock:
         first_token_delay_s: float = 0.0,
         region: str | None = None,
         validate_model_ids: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[float], bool] | None = None,
     ) -> None:
         self.script = script or BedrockScript()
         self.tokens_per_second = tokens_per_second
@@ -138,6 +140,9 @@ class LocalBedrock:
         self._faults: deque[_PendingFault] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        # Pacing's time source and wait (True once stopping); replaceable so tests check the schedule.
+        self._clock = clock
+        self._wait = wait or self._stopping.wait
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -406,7 +411,7 @@ class _Handler(BaseHTTPRequestHandler):
         request.completed = True
 
     def _converse_stream(self, request: BedrockRequest, answer: _Answer, fault: _PendingFault | None) -> None:
-        started = time.monotonic()
+        started = self.bedrock._clock()
         self.send_response(200)
         self.send_header("Content-Type", "application/vnd.amazon.eventstream")
         self.send_header("Transfer-Encoding", "chunked")
@@ -440,13 +445,13 @@ class _Handler(BaseHTTPRequestHandler):
                     self._stall()
                     return
                 if deltas == 0:
-                    first_delta_at = time.monotonic()
+                    first_delta_at = bedrock._clock()
                 elif interval:  # on a schedule from the first token, so pauses don't drift
-                    self._pause(first_delta_at + deltas * interval - time.monotonic())
+                    self._pause(first_delta_at + deltas * interval - bedrock._clock())
                 deltas += 1
             yield event_frame(event_type, payload)
         yield event_frame("messageStop", {"stopReason": answer.stop_reason})
-        latency_ms = int((time.monotonic() - started) * 1000)
+        latency_ms = int((bedrock._clock() - started) * 1000)
         usage = _usage(estimate_input_tokens(request.body), answer.output_tokens)
         yield event_frame("metadata", {"usage": usage, "metrics": {"latencyMs": latency_ms}})
         request.completed = True
@@ -472,9 +477,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _pause(self, seconds: float) -> None:
         """Sleep, but notice a client that leaves or a server that stops."""
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            if self.bedrock._stopping.wait(min(left, 0.05)):
+        clock = self.bedrock._clock
+        deadline = clock() + seconds
+        while (left := deadline - clock()) > 0:
+            if self.bedrock._wait(min(left, 0.05)):
                 raise _ClientGone
             if self._client_gone():
                 raise _ClientGone
