@@ -165,6 +165,9 @@ def gateway_settings(**overrides: Any) -> GatewaySettings:
         {
             "TURN_QUEUE_URL": "https://sqs.invalid/turns.fifo",
             "CURSOR_SIGNING_KEY": TEST_CURSOR_KEY,
+            # Out of the way of tests about other things; test_fair_use.py sets its own.
+            "FRAME_BURST": 100_000,
+            "USER_FRAME_BURST": 100_000,
             **overrides,
         }
     )

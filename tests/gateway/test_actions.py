@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -468,6 +469,7 @@ def test_a_failing_database_answers_internal_and_never_raises(harness: GatewayHa
             raise RuntimeError("connection refused")
 
     from courier_gateway.cursors import CursorSigner
+    from courier_gateway.fair_use import FrameRateLimiter, Rate
     from courier_gateway.gateway import Gateway, GatewayLimits
 
     gateway = Gateway(
@@ -475,6 +477,7 @@ def test_a_failing_database_answers_internal_and_never_raises(harness: GatewayHa
         harness.queue,
         GatewayLimits(8000, 32 * 1024, 20, 3),
         cursors=CursorSigner(b"k" * 32),
+        fair_use=FrameRateLimiter(per_connection=Rate(5, 20), per_user=Rate(10, 40), clock=time.monotonic),
         clock=harness.clock,
         logger=harness.gateway._logger,
     )

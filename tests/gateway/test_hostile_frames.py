@@ -113,3 +113,19 @@ def test_a_huge_unknown_field_name_is_not_echoed_back(harness: GatewayHarness) -
 def test_the_handler_never_raises_on_a_malformed_event(harness: GatewayHarness, event: Any) -> None:
     response = harness.gateway.handle(event, None)
     assert isinstance(response["statusCode"], int)
+
+
+def test_a_connect_offering_subprotocols_without_courier_v1_is_refused_with_a_reason(
+    harness: GatewayHarness, counts: Any
+) -> None:
+    before = counts()
+
+    response = harness.client(make_owner()).connect(protocol="bearer.x.y.z")
+
+    assert response["statusCode"] == 400
+    assert "courier.v1" in response["body"]
+    assert counts() == before
+
+
+def test_a_connect_offering_no_subprotocol_is_accepted(harness: GatewayHarness) -> None:
+    assert harness.client(make_owner()).connect(protocol=None)["statusCode"] == 200  # ?token= clients

@@ -9,7 +9,12 @@ WebSocket framing follows API Gateway rather than uvicorn's defaults:
   the `(max_message_size, max_fragment_size)` form of the `websockets` library's `max_size`;
 - outgoing messages larger than the frame limit are split into continuation frames, as API Gateway
   splits messages over 32 KB ("this applies to @connections commands" in the quota table);
-- no permessage-deflate and no server pings (API Gateway negotiates neither).
+- no permessage-deflate and no server pings (API Gateway negotiates neither);
+- a text message that is not UTF-8 closes with 1007, logged as one line (uvicorn logs a traceback);
+- an upgrade whose request line or headers are too large (over 8 KiB a line, e.g. a huge token) is
+  answered at once with 414 or 431 (uvicorn would leave it hanging until the client gives up);
+- the WebSocket protocol never logs header values, whatever the log level (a subprotocol may carry
+  a bearer token).
 """
 
 from __future__ import annotations
@@ -83,6 +88,33 @@ def _protocol_class(limits: WebSocketLimits) -> type[asyncio.Protocol]:
                 max_size=(limits.max_message_bytes, limits.max_frame_bytes),
                 logger=self.conn.logger,
             )
+            self.conn.debug = False  # its debug lines include every request header's value
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if not self.handshake_initiated and self.conn.handshake_exc is not None:
+                # The protocol has queued its refusal (414/431) but uvicorn only writes responses
+                # for a parsed request: send it, and close.
+                self.transport.write(b"".join(self.conn.data_to_send()))
+                self.transport.close()
+
+        async def send(self, message: Any) -> None:
+            await super().send(message)
+            if message["type"] == "websocket.http.response.body" and not message.get("more_body", False):
+                # A refused upgrade is a finished handshake; uvicorn would log an error for each one.
+                self.handshake_complete = True
+
+        def send_receive_event_to_app(self) -> None:
+            if self.curr_msg_data_type == "text" and not self.close_sent:
+                try:
+                    b"".join(self.frames).decode()
+                except UnicodeDecodeError:
+                    self.frames = []
+                    logger.warning("a text message was not valid UTF-8: closing the WebSocket with 1007")
+                    self.conn.send_close(1007, "Invalid UTF-8 in a text message")
+                    self.handle_parser_exception()
+                    return
+            super().send_receive_event_to_app()
 
     return ApiGatewayFramingProtocol
 

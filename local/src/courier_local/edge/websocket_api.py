@@ -8,21 +8,28 @@ Facts and sources: shared/notes/aws.md §A. What it does, step by step:
 - `$connect`: the REQUEST authorizer (if any) runs first. Raising `Exception("Unauthorized")` refuses
   the upgrade with HTTP 401; any other exception or a malformed result with 500; a policy that does
   not allow `execute-api:Invoke` on the `methodArn` (explicit Deny, or no matching Allow) with 403.
-  Then the `$connect` handler gets a CONNECT event; a `statusCode` outside 2xx refuses with 403
-  (AWS documents refusal only by example; the exact status it sends is unconfirmed), and a response
-  without a `statusCode` refuses with 502. A `Sec-WebSocket-Protocol` response header is the
-  subprotocol the server answers (a browser offering `courier.v1, bearer.<jwt>` needs `courier.v1`).
+  Then the `$connect` handler gets a CONNECT event; a `statusCode` outside 2xx refuses the upgrade
+  with that status (AWS documents refusal only by example; clients are reported to see the
+  handler's status, e.g. wscat's "Unexpected server response: 500" ⚠️), with the handler's `body`
+  as the reason when it gave one (⚠️ API Gateway may not forward it); a response without a
+  `statusCode` refuses with 502. A `Sec-WebSocket-Protocol` response header is the subprotocol the
+  server answers (a browser offering `courier.v1, bearer.<jwt>` needs `courier.v1`). Header values
+  are never logged: a subprotocol may be a bearer token.
 - Messages: text frames only (a binary frame closes with 1003, as in AWS). The route is
   `select_route(body)` (the declared selection expression); the route's `function` picks the
   handler; the MESSAGE event carries the raw body, a `messageId` and the authorizer context from
   `$connect`. Handlers run in worker threads, concurrently (AWS gives no ordering between
-  invocations either). A two-way route sends the handler's returned `body` back as one text frame.
-  A handler that raises produces
+  invocations either), at most `max_in_flight_per_connection` (8) messages of one connection at a
+  time: the socket is not read meanwhile, so one client's flood queues on its own connection
+  instead of taking every handler thread from everyone else (in AWS, Lambda scales out instead;
+  API Gateway documents no such bound). A two-way route sends the handler's returned `body` back
+  as one text frame. A handler that raises produces
   `{"message": "Internal server error", "connectionId": ..., "requestId": ...}`; one slower than the
   integration timeout (29 s) produces `{"message": "Endpoint request timed out", ...}` (⚠️ text
   unconfirmed for WebSocket APIs) and its late result is dropped.
 - Limits: a message over 128 KB or a frame over 32 KB closes with 1009 (frames are checked by the
-  server protocol that `edge.server.serve` installs; messages are checked here too). Idle timeout
+  server protocol that `edge.server.serve` installs; messages are checked here too); a text message
+  that is not UTF-8 closes with 1007 (⚠️ AWS's code unconfirmed), logged as one line. Idle timeout
   (10 min, activity = a message in either direction) and maximum duration (2 h) close with 1001.
 - `$disconnect`: after the socket closes, best effort, with the close code and reason seen.
 - @connections on the same port, `/{stage}/@connections/{connectionId}` (id URL-decoded):
@@ -49,6 +56,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -125,6 +133,7 @@ class _Connection:
     user_agent: str | None
     connected_at_ms: int
     authorizer: dict[str, Any] | None
+    in_flight: anyio.Semaphore
     connected_monotonic: float = field(default_factory=time.monotonic)
     last_active_monotonic: float = field(default_factory=time.monotonic)
     last_active_at: float = field(default_factory=time.time)
@@ -194,6 +203,13 @@ class _IntegrationTimeout(Exception):
     pass
 
 
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Refused"
+
+
 def _as_list(value: object) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -238,6 +254,7 @@ class LocalWebSocketApi:
         max_connection_s: float = MAX_CONNECTION_S,
         integration_timeout_s: float = INTEGRATION_TIMEOUT_S,
         handler_threads: int = 64,
+        max_in_flight_per_connection: int = 8,
         on_event: Callable[[EdgeEvent], None] | None = None,
         routes: tuple[ApiRoute, ...] = ROUTES,
         route_selection_expression: str = ROUTE_SELECTION_EXPRESSION,
@@ -264,6 +281,7 @@ class LocalWebSocketApi:
         self._connections: dict[str, _Connection] = {}
         # Handlers get their own threads so slow ones never starve anyio's default pool.
         self._limiter = anyio.CapacityLimiter(handler_threads)
+        self.max_in_flight_per_connection = max_in_flight_per_connection
         self.counters: Counter[str] = Counter()
 
         self.app = Starlette(
@@ -518,12 +536,13 @@ class LocalWebSocketApi:
             logger.exception("$connect handler failed")
             raise _Refused(500, "Internal Server Error") from error
         status = result.get("statusCode") if isinstance(result, Mapping) else None
-        if not isinstance(status, int):
-            logger.error("$connect handler returned no statusCode (%r): refusing the connection", result)
+        if not isinstance(status, int) or not 100 <= status < 600:
+            logger.error("$connect handler returned no valid statusCode: refusing the connection")
             raise _Refused(502, "Bad Gateway")
-        if not 200 <= status < 300:
-            raise _Refused(403, "Forbidden")
         assert isinstance(result, Mapping)
+        if not 200 <= status < 300:
+            reason = result.get("body")
+            raise _Refused(status, reason if isinstance(reason, str) and reason else _phrase(status))
         response_headers = result.get("headers") or {}
         for name, value in response_headers.items():
             if name.lower() == "sec-websocket-protocol":
@@ -546,11 +565,9 @@ class LocalWebSocketApi:
             self._emit(EdgeEvent("refuse", connection_id, "$connect", status=refusal.status))
             await websocket.send_denial_response(JSONResponse({"message": refusal.message}, refusal.status))
             return
-        offered = websocket.scope.get("subprotocols") or []
-        if offered and subprotocol is None:
-            logger.warning(
-                "the client offered subprotocols %s but $connect answered none: browsers will fail", offered
-            )
+        if websocket.scope.get("subprotocols") and subprotocol is None:
+            # Never the offered values: one of them may be a bearer token.
+            logger.warning("the client offered subprotocols but $connect answered none: browsers will fail")
         connection = _Connection(
             connection_id=connection_id,
             websocket=websocket,
@@ -559,6 +576,7 @@ class LocalWebSocketApi:
             user_agent=upgrade.user_agent,
             connected_at_ms=connected_at_ms,
             authorizer=authorizer,
+            in_flight=anyio.Semaphore(self.max_in_flight_per_connection),
         )
         # Registered before the 101 goes out, so a client that sees its upgrade answered can be
         # posted to at once; sends wait for `accepted`.
@@ -614,7 +632,8 @@ class LocalWebSocketApi:
                 await self._close(connection, CLOSE_MESSAGE_TOO_BIG, "Message too big")
                 continue
             connection.touch()
-            task_group.start_soon(self._handle_message, connection, text)
+            await connection.in_flight.acquire()  # at most N of this connection's messages at a time
+            task_group.start_soon(self._handle_message_then_release, connection, text)
 
     async def _close(self, connection: _Connection, code: int, reason: str) -> None:
         if connection.closing:
@@ -642,6 +661,12 @@ class LocalWebSocketApi:
         return json.dumps(
             {"message": message, "connectionId": connection.connection_id, "requestId": request_id}
         )
+
+    async def _handle_message_then_release(self, connection: _Connection, body: str) -> None:
+        try:
+            await self._handle_message(connection, body)
+        finally:
+            connection.in_flight.release()
 
     async def _handle_message(self, connection: _Connection, body: str) -> None:
         route_key = self.select_route(body)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from aws_lambda_powertools import Logger
 
 from courier_gateway.cursors import CursorSigner
+from courier_gateway.fair_use import FrameRateLimiter, Rate
 from courier_gateway.gateway import Gateway, GatewayLimits
 from courier_gateway.queue import SqsTurnQueue, TurnQueue
 from courier_gateway.settings import GatewaySettings
@@ -47,6 +48,11 @@ def build_gateway(
         queue,
         limits,
         cursors=CursorSigner(_cursor_key(settings, read_secret or _read_secret)),
+        fair_use=FrameRateLimiter(
+            per_connection=Rate(settings.frame_rate_per_second, settings.frame_burst),
+            per_user=Rate(settings.user_frame_rate_per_second, settings.user_frame_burst),
+            clock=lambda: clock().timestamp(),
+        ),
         clock=clock,
         logger=logger or Logger(service="courier-gateway"),
     )

@@ -69,6 +69,12 @@ def connect_response(offered_subprotocols: tuple[str, ...]) -> dict[str, Any]:
     return {"statusCode": 200}
 
 
+def refuse_connect(status: int, reason: str) -> dict[str, Any]:
+    """Refuse the upgrade with `status`; the reason is for the local stack and logs (API Gateway is
+    not documented to pass a $connect body on to the client)."""
+    return {"statusCode": status, "body": reason}
+
+
 def frame_response(body: str) -> dict[str, Any]:
     """A two-way route's answer: API Gateway sends `body` to the client as one frame."""
     return {"statusCode": 200, "body": body}

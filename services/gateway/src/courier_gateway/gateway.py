@@ -18,13 +18,15 @@ from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
 from courier_gateway.cursors import CursorSigner, ForgedCursor
-from courier_gateway.events import WebSocketEvent, connect_response, frame_response
+from courier_gateway.events import WebSocketEvent, connect_response, frame_response, refuse_connect
+from courier_gateway.fair_use import FrameRateLimiter
 from courier_gateway.queue import TurnQueue
 from courier_shared.db.models import Turn
 from courier_shared.db.store import ChatRepository, ChatStore, InvalidCursor, Owner, encode_cursor
 from courier_shared.protocol import (
     CLIENT_ACTIONS,
     MAX_CLIENT_FRAME_DEPTH,
+    SUBPROTOCOL,
     Ack,
     Cancel,
     ClientFrame,
@@ -53,6 +55,10 @@ RATE_WINDOW = timedelta(minutes=1)
 # API Gateway refuses a route response over 128 KB: a history page stops short of it, and its
 # nextCursor continues from the oldest turn it holds.
 HISTORY_RESPONSE_BUDGET_BYTES = 120 * 1024
+NO_COURIER_SUBPROTOCOL = (
+    "Offer the WebSocket subprotocol 'courier.v1' (with 'bearer.<token>'), or offer none and pass "
+    "the token as ?token=."
+)
 NO_SUCH_CONVERSATION = "No conversation with that conversationId."
 NO_SUCH_TURN = "No turn with that turnId."
 BAD_CURSOR = (
@@ -99,6 +105,7 @@ class Gateway:
         limits: GatewayLimits,
         *,
         cursors: CursorSigner,
+        fair_use: FrameRateLimiter,
         clock: Callable[[], datetime],
         logger: Logger,
     ) -> None:
@@ -106,6 +113,7 @@ class Gateway:
         self._queue = queue
         self._limits = limits
         self._cursors = cursors
+        self._fair_use = fair_use
         self._clock = clock
         self._logger = logger
 
@@ -131,12 +139,17 @@ class Gateway:
         if request.owner is None:  # only reachable if the route lost its authorizer: refuse
             self._logger.warning("connect without identity", extra={"connection_id": request.connection_id})
             return {"statusCode": 401}
+        if request.offered_subprotocols and SUBPROTOCOL not in request.offered_subprotocols:
+            # A browser would fail the handshake on its own; say why while we still can.
+            self._logger.info("connect refused", extra={**_who(request), "reason": "no courier.v1"})
+            return refuse_connect(400, NO_COURIER_SUBPROTOCOL)
         try:
             with self._store.unit_of_work() as repo:
                 repo.register_connection(request.owner, request.connection_id, self._clock())
         except Exception:
+            # A server error, never 401/403: clients tell "the service is down" from "your token".
             self._logger.exception("connect failed", extra={"connection_id": request.connection_id})
-            return {"statusCode": 500}
+            return refuse_connect(500, "Courier cannot accept connections right now: try again shortly.")
         self._logger.info("connected", extra=_who(request))
         return connect_response(request.offered_subprotocols)
 
@@ -159,12 +172,13 @@ class Gateway:
             body = request.body or ""
             document = self._load(body)
             hints = _hints(document)
-            self._check(body, document)
             if request.owner is None:
                 raise FrameError(
                     ErrorCode.UNAUTHORIZED,
                     "This connection has no verified identity: reconnect with a token.",
                 )
+            self._admit(request, request.owner)  # before anything that costs more than a lookup
+            self._check(body, document)
             answer = self._dispatch(self._parse(body), request, request.owner)
         except FrameError as error:
             self._logger.info(
@@ -184,6 +198,19 @@ class Gateway:
             "frame answered", extra={**_who(request), "action": hints[0], "answer": answer.type}
         )
         return answer
+
+    def _admit(self, request: WebSocketEvent, owner: Owner) -> None:
+        refusal = self._fair_use.admit(request.connection_id, owner)
+        if refusal is None:
+            return
+        rate = self._fair_use.per_connection if refusal.limit == "connection" else self._fair_use.per_user
+        where = "on one connection" if refusal.limit == "connection" else "from one user"
+        raise FrameError(
+            ErrorCode.RATE_LIMITED,
+            f"Too many requests {where}: at most {rate.per_second:g} a second (bursts of {rate.burst}). "
+            f"Wait {max(refusal.wait_s, 0.1):.1f} s, then send again.",
+            retryable=True,
+        )
 
     @staticmethod
     def _load(body: str) -> object:

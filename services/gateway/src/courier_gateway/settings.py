@@ -25,6 +25,12 @@ class GatewaySettings(DatabaseSettings):
     # A turn still open this long after it was sent is presumed stuck (e.g. dead-lettered) and stops
     # counting against MAX_OPEN_TURNS, so one lost turn cannot lock a user out for good.
     open_turn_window_s: int = Field(default=900, ge=60, alias="OPEN_TURN_WINDOW_S")
+    # Frames of any action, per connection and per user (over all their connections): a token bucket
+    # refilled at the rate, holding at most the burst (courier_gateway.fair_use).
+    frame_rate_per_second: float = Field(default=5, gt=0, alias="FRAME_RATE_PER_SECOND")
+    frame_burst: int = Field(default=20, ge=1, alias="FRAME_BURST")
+    user_frame_rate_per_second: float = Field(default=10, gt=0, alias="USER_FRAME_RATE_PER_SECOND")
+    user_frame_burst: int = Field(default=40, ge=1, alias="USER_FRAME_BURST")
     # The key that signs pagination cursors: in AWS a Secrets Manager secret, read at cold start;
     # locally and in tests the key itself.
     cursor_key_secret_arn: str | None = Field(default=None, alias="CURSOR_KEY_SECRET_ARN")
