@@ -40,6 +40,37 @@ ACCESS_LOG_FORMAT = json.dumps(
 )
 
 
+# Each route's own throttle, as a share of the stage's (`courier:throttleRateLimit` and
+# `courier:throttleBurstLimit`). A route's budget is its own, so a flood of one action (pings,
+# malformed frames) uses up that route's budget and not the others': $connect and sendMessage keep
+# theirs. Within a route, the gateway's per-connection and per-user limits refuse a flooding
+# client before any query (docs/protocol.md, "Fair use"). $disconnect keeps the stage's default.
+ROUTE_THROTTLE_SHARES: dict[str, float] = {
+    "$connect": 0.5,
+    "sendMessage": 0.5,
+    "cancel": 0.25,
+    "resume": 0.25,
+    "getHistory": 0.25,
+    "listConversations": 0.25,
+    "ping": 0.1,
+    "$default": 0.1,
+}
+
+
+def route_throttles(config: StackConfig) -> list[dict[str, object]]:
+    """The stage's per-route settings: every route but $disconnect gets its share of the throttle."""
+    return [
+        {
+            "route_key": key,
+            "throttling_rate_limit": round(config.throttle_rate_limit * share, 2),
+            "throttling_burst_limit": max(1, int(config.throttle_burst_limit * share)),
+            "data_trace_enabled": False,
+            "detailed_metrics_enabled": True,
+        }
+        for key, share in ROUTE_THROTTLE_SHARES.items()
+    ]
+
+
 def route_table_digest() -> str:
     """Changes whenever a route is added, removed or re-pointed: forces a new Deployment."""
     rows = [(route.key, str(route.function), route.two_way) for route in ROUTES]
@@ -164,6 +195,7 @@ class WebSocketApi(pulumi.ComponentResource):
                 "data_trace_enabled": False,  # full request logging would record tokens
                 "detailed_metrics_enabled": True,
             },
+            route_settings=route_throttles(config),
             access_log_settings={"destination_arn": self.access_logs.arn, "format": ACCESS_LOG_FORMAT},
             tags={"courier:stage": config.stage},
             opts=pulumi.ResourceOptions(parent=self, depends_on=stage_dependencies),
