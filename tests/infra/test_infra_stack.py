@@ -38,6 +38,7 @@ EXPECTED_ENV = {
         "BODY_BUCKET",
         "FLUSH_INTERVAL_MS",
         "LISTENER_GRACE_S",
+        "DEAD_LETTER_QUEUE_ARN",
     },
     "migrator": COMMON_ENV | MIGRATOR_DB_ENV,
 }
@@ -392,6 +393,7 @@ def test_worker_gets_exactly_the_catalog_policy_and_its_own_resources(stage: Rec
         "ManageVpcNetworkInterfaces",
         "ConnectAsApplication",
         "ConsumeTurns",
+        "ConsumeDeadLetters",
         "PostToConnections",
         "ReadWriteBodies",
     }
@@ -406,6 +408,7 @@ def test_worker_gets_exactly_the_catalog_policy_and_its_own_resources(stage: Rec
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
         "sqs:GetQueueAttributes",
+        "sqs:ChangeMessageVisibility",
     ]
     assert named["ConsumeTurns"]["Resource"] == stage.one("aws:sqs/queue:Queue", "turns").outputs["arn"]
     bucket_arn = stage.one("aws:s3/bucket:Bucket", "bodies").outputs["arn"]

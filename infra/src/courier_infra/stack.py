@@ -34,6 +34,12 @@ from courier_infra.config import ConfigError, StackConfig
 from courier_shared.routes import ROUTE_SELECTION_EXPRESSION
 
 ArtifactBuilder = Callable[[str, packaging.Architecture], packaging.Artifact]
+CONSUME_QUEUE_ACTIONS = [
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:ChangeMessageVisibility",
+]
 
 
 def resolve_model(config: StackConfig) -> Any:
@@ -172,14 +178,16 @@ class CourierStack:
                 "BODY_BUCKET": self.storage.bucket.bucket,
                 "FLUSH_INTERVAL_MS": str(config.flush_interval_ms),
                 "LISTENER_GRACE_S": str(config.listener_grace_s),
+                "DEAD_LETTER_QUEUE_ARN": self.queue.dead_letter_queue.arn,
             },
             statements=[
                 database_access,
                 [
+                    # ChangeMessageVisibility: a record given up for a temporary reason is
+                    # retried in seconds, not after the visibility timeout.
+                    iam.statement("ConsumeTurns", CONSUME_QUEUE_ACTIONS, self.queue.queue.arn),
                     iam.statement(
-                        "ConsumeTurns",
-                        ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
-                        self.queue.queue.arn,
+                        "ConsumeDeadLetters", CONSUME_QUEUE_ACTIONS, self.queue.dead_letter_queue.arn
                     ),
                     iam.statement(
                         "PostToConnections",

@@ -1,7 +1,8 @@
 """Queue: the SQS FIFO queue of turns (one conversation = one message group) and its FIFO DLQ.
 
 Visibility timeout is 6 x the worker's timeout (Lambda's rule for SQS sources); a message that
-fails 5 receives moves to the DLQ. Both queues use SQS-managed server-side encryption.
+fails 5 receives moves to the DLQ, which the worker also consumes (see event_source.py). Both queues
+use SQS-managed server-side encryption.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ class TurnQueue(pulumi.ComponentResource):
             name=f"courier-{config.stage}-turns-dlq.fifo",
             fifo_queue=True,
             sqs_managed_sse_enabled=True,
+            # The worker consumes the DLQ too (ending dead-lettered turns): Lambda needs a source
+            # queue's visibility timeout to be at least the function's timeout.
+            visibility_timeout_seconds=config.queue_visibility_timeout_seconds,
             message_retention_seconds=FOURTEEN_DAYS,
             tags=tags,
             opts=child,
