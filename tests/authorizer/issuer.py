@@ -38,6 +38,11 @@ class LocalIssuer:
     key: rsa.RSAPrivateKey
     kid: str
     jwks_requests: list[str] = field(default_factory=list)
+    # What the JWKS publishes: the signing key, unless a test rotates keys (kid -> key).
+    published: dict[str, rsa.RSAPrivateKey] | None = None
+
+    def published_keys(self) -> dict[str, rsa.RSAPrivateKey]:
+        return self.published if self.published is not None else {self.kid: self.key}
 
     @property
     def jwks_url(self) -> str:
@@ -87,7 +92,8 @@ def serve_issuer(rsa_key: rsa.RSAPrivateKey) -> Iterator[LocalIssuer]:
             if self.path != "/.well-known/jwks.json":
                 self.send_error(404)
                 return
-            body = json.dumps({"keys": [public_jwk(issuer.key, issuer.kid)]}).encode()
+            keys = [public_jwk(key, kid) for kid, key in issuer.published_keys().items()]
+            body = json.dumps({"keys": keys}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))

@@ -27,7 +27,13 @@ def build_authorizer(
             TrustedIssuer(
                 issuer=settings.jwt_issuer,
                 audience=settings.jwt_audience,
-                keys=key_source or JwksUrlKeySource(jwks_url, timeout_s=settings.jwks_timeout_s),
+                keys=key_source
+                or JwksUrlKeySource(
+                    jwks_url,
+                    timeout_s=settings.jwks_timeout_s,
+                    max_age_s=settings.jwks_max_age_s,
+                    refresh_cooldown_s=settings.jwks_refresh_cooldown_s,
+                ),
                 tenant_claim=settings.tenant_claim,
                 default_tenant=settings.default_tenant,
                 token_use=settings.token_use,

@@ -20,6 +20,9 @@ DEFAULT_DEV_JWKS_PATH = Path(".courier/dev-issuer/jwks.json")
 DEFAULT_TENANT_CLAIM = "custom:tenant_id"
 # The database stores user and tenant ids in 128 characters.
 MAX_ID_CHARS = 128
+# Longer tokens are refused before they are decoded. Cognito's are 1-2 KB (more with many groups);
+# the local API Gateway refuses any upgrade header line over 8 KiB anyway.
+MAX_TOKEN_CHARS = 8 * 1024
 
 
 class AuthorizerSettings(CourierSettings):
@@ -40,6 +43,10 @@ class AuthorizerSettings(CourierSettings):
     token_use: str = Field(default="id", alias="TOKEN_USE")
     leeway_s: float = Field(default=30, ge=0, le=300, alias="LEEWAY_S")
     jwks_timeout_s: float = Field(default=5, gt=0, le=30, alias="JWKS_TIMEOUT_S")
+    # A key the issuer removed is trusted at most this long after (the cached set is refetched);
+    # a token with an unknown kid refetches at most once per cooldown.
+    jwks_max_age_s: float = Field(default=600, ge=10, le=86_400, alias="JWKS_MAX_AGE_S")
+    jwks_refresh_cooldown_s: float = Field(default=60, ge=1, le=3_600, alias="JWKS_REFRESH_COOLDOWN_S")
     dev_issuer_enabled: bool = Field(default=False, alias="DEV_ISSUER_ENABLED")
     dev_jwks_path: Path = Field(default=DEFAULT_DEV_JWKS_PATH, alias="DEV_JWKS_PATH")
 
@@ -49,6 +56,8 @@ class AuthorizerSettings(CourierSettings):
             raise ValueError("no token issuer: set JWT_ISSUER (and JWT_AUDIENCE), or DEV_ISSUER_ENABLED=true")
         if self.jwt_issuer is not None and self.jwt_audience is None:
             raise ValueError("JWT_ISSUER is set but JWT_AUDIENCE is not: tokens for any client would pass")
+        if self.jwks_refresh_cooldown_s > self.jwks_max_age_s:
+            raise ValueError("JWKS_REFRESH_COOLDOWN_S is longer than JWKS_MAX_AGE_S")
         return self
 
     @property

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+import time
+import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import jwt
 
-from courier_authorizer.settings import MAX_ID_CHARS
+from courier_authorizer.settings import MAX_ID_CHARS, MAX_TOKEN_CHARS
 
 ALGORITHMS = ("RS256",)  # never "none" or HMAC: a public JWKS key must not double as an HMAC secret
 
@@ -33,23 +35,74 @@ class KeySource(Protocol):
 
 
 class JwksUrlKeySource:
-    """An issuer's JWKS over HTTPS, fetched on first use and cached for the container's life.
+    """An issuer's JWKS over HTTPS, cached and kept current.
 
-    PyJWKClient refetches only for an unknown `kid` (key rotation), at most once per cooldown.
+    The whole set is fetched again once it is `max_age_s` old, so a key the issuer removed stops
+    being trusted within that time; a token naming a `kid` the set lacks (a rotation) fetches it
+    again at once, but at most once per `refresh_cooldown_s`, so tokens with made-up kids cannot
+    turn the authorizer into a flood of requests to the issuer. A set that is too old and cannot
+    be fetched is not used: tokens are refused until the issuer answers again.
     """
 
-    def __init__(self, url: str, *, timeout_s: float = 5) -> None:
-        self._client = jwt.PyJWKClient(url, cache_keys=True, lifespan=24 * 3600, timeout=timeout_s)
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 5,
+        max_age_s: float = 600,
+        refresh_cooldown_s: float = 60,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = jwt.PyJWKClient(url, cache_jwk_set=False, cache_keys=False, timeout=timeout_s)
+        self._max_age_s = max_age_s
+        self._cooldown_s = refresh_cooldown_s
+        self._clock = clock
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at: float | None = None
+        self._attempted_at: float | None = None
+        self._lock = threading.Lock()
 
     def signing_key(self, token: str) -> jwt.PyJWK:
+        kid = _kid(token)
+        with self._lock:
+            now = self._clock()
+            stale = self._fetched_at is None or now - self._fetched_at >= self._max_age_s
+            if stale or kid not in self._keys:
+                may_fetch = self._attempted_at is None or now - self._attempted_at >= self._cooldown_s
+                if may_fetch:
+                    self._fetch(now, stale)
+                elif stale:
+                    self._keys = {}  # too old to trust, too soon to ask again
+            key = self._keys.get(kid)
+        if key is None:
+            raise TokenRejected("no signing key for the token's kid")
+        return key
+
+    def _fetch(self, now: float, stale: bool) -> None:
+        self._attempted_at = now
         try:
-            return self._client.get_signing_key_from_jwt(token)
+            document = self._client.fetch_data()
+            keys = jwt.PyJWKSet.from_dict(document).keys
         except jwt.PyJWKClientConnectionError as error:
+            if stale:
+                self._keys = {}
             raise TokenRejected(f"the issuer's keys could not be fetched: {error}") from error
-        except jwt.PyJWKClientError as error:
-            raise TokenRejected(f"no signing key for the token: {error}") from error
-        except jwt.DecodeError as error:
-            raise TokenRejected("the token is not a JWT") from error
+        except jwt.PyJWTError as error:
+            if stale:
+                self._keys = {}
+            raise TokenRejected(f"the issuer's key set is unusable: {error}") from error
+        self._keys = {key.key_id: key for key in keys if key.key_id is not None}
+        self._fetched_at = now
+
+
+def _kid(token: str) -> str:
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.DecodeError as error:
+        raise TokenRejected("the token is not a JWT") from error
+    if not isinstance(kid, str):
+        raise TokenRejected("the token names no signing key (kid)")
+    return kid
 
 
 class JwksFileKeySource:
@@ -61,12 +114,7 @@ class JwksFileKeySource:
         self._lock = threading.Lock()
 
     def signing_key(self, token: str) -> jwt.PyJWK:
-        try:
-            kid = jwt.get_unverified_header(token).get("kid")
-        except jwt.DecodeError as error:
-            raise TokenRejected("the token is not a JWT") from error
-        if not isinstance(kid, str):
-            raise TokenRejected("the token names no signing key (kid)")
+        kid = _kid(token)
         with self._lock:
             if kid not in self._keys:
                 self._keys = self._load()
@@ -107,6 +155,8 @@ class TokenVerifier:
         self._leeway_s = leeway_s
 
     def verify(self, token: str) -> Identity:
+        if len(token) > MAX_TOKEN_CHARS:  # before any decoding: a huge token costs nothing
+            raise TokenRejected(f"the token is longer than {MAX_TOKEN_CHARS} characters")
         trusted = self._issuer_of(token)
         try:
             claims: dict[str, Any] = jwt.decode(
@@ -165,8 +215,12 @@ def _tenant(claims: dict[str, Any], trusted: TrustedIssuer) -> str:
 
 
 def _identifier(value: object, claim: str) -> str:
+    """A user or tenant id as Courier stores it: a non-blank string of at most MAX_ID_CHARS, with no
+    control or format characters (NUL would break SQL and logs, others hide what an id is)."""
     if not isinstance(value, str) or not value.strip():
         raise TokenRejected(f"the token has no {claim!r} claim")
     if len(value) > MAX_ID_CHARS:
         raise TokenRejected(f"the {claim!r} claim is longer than {MAX_ID_CHARS} characters")
+    if any(unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn") for char in value):
+        raise TokenRejected(f"the {claim!r} claim contains control or unassigned characters")
     return value
