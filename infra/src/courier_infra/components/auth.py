@@ -3,6 +3,10 @@ OIDC issuer (`courier:auth: {issuer, audience, jwksUrl}`), in which case no pool
 
 The authorizer Lambda verifies ID tokens against the issuer's JWKS; the tenant comes from the
 `courier:tenantClaim` claim (default `custom:tenant_id`, an immutable user-pool attribute).
+
+Who decides a user's tenant: only an administrator. The pool allows no self sign-up (users are
+created with `admin-create-user`, docs/deploy.md), and the app client may write no attribute but
+`email`, so a signed-in user cannot set or change `custom:tenant_id` through the client either.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ import pulumi_aws as aws
 
 from courier_infra import iam
 from courier_infra.config import StackConfig
+
+TENANT_ATTRIBUTE = "custom:tenant_id"
+CLIENT_WRITABLE_ATTRIBUTES = ("email",)
 
 
 class Auth(pulumi.ComponentResource):
@@ -46,6 +53,8 @@ class Auth(pulumi.ComponentResource):
                         "string_attribute_constraints": {"min_length": "1", "max_length": "64"},
                     }
                 ],
+                # Admins create users; nobody signs themselves up (and picks their own tenant).
+                admin_create_user_config={"allow_admin_create_user_only": True},
                 deletion_protection="ACTIVE" if config.deletion_protection else "INACTIVE",
                 tags={"courier:stage": config.stage},
                 opts=child,
@@ -61,6 +70,9 @@ class Auth(pulumi.ComponentResource):
                     "ALLOW_REFRESH_TOKEN_AUTH",
                 ],
                 prevent_user_existence_errors="ENABLED",
+                # Cognito lets a client write every attribute unless told otherwise: never the tenant.
+                write_attributes=list(CLIENT_WRITABLE_ATTRIBUTES),
+                read_attributes=["email", "email_verified", TENANT_ATTRIBUTE],
                 id_token_validity=60,
                 access_token_validity=60,
                 token_validity_units={"id_token": "minutes", "access_token": "minutes"},
