@@ -219,6 +219,7 @@ def localize(function: FunctionSpec, local: LocalEndpoints, options: StackOption
         elif "amazonaws.com" in value or value.startswith("arn:aws"):
             if value.startswith("arn:aws:sqs:"):
                 environment[key] = value  # moto's queue ARNs are the declared ones (same account, Region)
+                environment["SQS_ENDPOINT_URL"] = local.sqs_endpoint_url
                 continue
             raise StackError(
                 f"{function.name}: {key}={value} names AWS and has no local stand-in "
