@@ -26,6 +26,15 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 SUBPROTOCOL = "courier.v1"
 TERMINAL_STATUSES = frozenset({"completed", "failed", "interrupted", "cancelled"})
+# The protocol's limits (courier_shared.protocol, not imported: `courier chat` starts without
+# pydantic). A message of MAX_MESSAGE_CHARS characters fits one frame in any encoding; no frame
+# this client sends is over FRAME_BUDGET_BYTES, so API Gateway never drops one (it closes the
+# socket with 1009 on a frame over 32 KB).
+MAX_MESSAGE_CHARS = 5_000
+FRAME_BUDGET_BYTES = 32_000
+# Close codes after which sending the same thing again cannot help.
+CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_INVALID_DATA = 1007
 
 # ---------------------------------------------------------------- what a turn looks like to a person
 
@@ -201,8 +210,16 @@ class ConnectFailed(CourierError):
     """The server could not be reached (refused, unreachable, timed out)."""
 
 
+class ServiceUnavailable(ConnectFailed):
+    """The server refused the WebSocket upgrade with a server error (HTTP 5xx): Courier is down."""
+
+
 class AuthRejected(CourierError):
     """The server refused the WebSocket upgrade (HTTP 401/403): the token is missing, bad or expired."""
+
+
+class MessageTooLarge(CourierError):
+    """A message this client will not send: it would not fit the protocol's limits."""
 
 
 class RequestFailed(CourierError):
@@ -215,7 +232,8 @@ class RequestFailed(CourierError):
 
 
 class ConnectionLost(CourierError):
-    """The socket dropped and could not be re-established within the reconnect budget."""
+    """The socket dropped and could not be re-established within the reconnect budget, or kept
+    dropping without progress."""
 
 
 @dataclass(frozen=True)
@@ -240,6 +258,44 @@ def _subprotocols(token: str) -> list[str]:
     return [SUBPROTOCOL, f"bearer.{token}"]
 
 
+def encode_frame(frame: dict[str, Any]) -> str:
+    """A frame as sent: compact JSON, UTF-8 as is (no \\u escapes: Cyrillic costs 2 bytes, not 6).
+
+    Raises MessageTooLarge for a frame over FRAME_BUDGET_BYTES, or text that is not valid Unicode.
+    """
+    encoded = json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+    try:
+        size = len(encoded.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise MessageTooLarge(
+            "The message contains characters that are not valid Unicode (a broken paste?)."
+        ) from None
+    if size > FRAME_BUDGET_BYTES:
+        raise MessageTooLarge(
+            f"That request is {size:,} bytes; Courier takes at most {FRAME_BUDGET_BYTES:,} in one frame."
+        )
+    return encoded
+
+
+def check_message(text: str) -> None:
+    """Refuse, before anything is sent, a message the server would refuse as too large."""
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise MessageTooLarge(
+            f"The message is {len(text):,} characters; the limit is {MAX_MESSAGE_CHARS:,}. "
+            "Shorten it or split it into several messages."
+        )
+
+
+def _closed_for_good(error: ConnectionClosed) -> CourierError | None:
+    """The error to give up with when the server closed for a reason a resend cannot fix."""
+    code = error.rcvd.code if error.rcvd is not None else None
+    if code == CLOSE_MESSAGE_TOO_BIG:
+        return MessageTooLarge("The server closed the connection: a message was too large for it (1009).")
+    if code == CLOSE_INVALID_DATA:
+        return MessageTooLarge("The server closed the connection: a message was not valid UTF-8 (1007).")
+    return None
+
+
 class ChatConnection:
     """One logical session with Courier over a WebSocket that may drop and come back.
 
@@ -254,6 +310,7 @@ class ChatConnection:
         on_frame: FrameHook | None = None,
         reconnect_attempts: int = 8,
         reconnect_delay_s: float = 0.25,
+        max_drops_without_progress: int = 5,
         open_timeout_s: float = 10.0,
     ) -> None:
         self.url = url
@@ -261,6 +318,9 @@ class ChatConnection:
         self.on_frame = on_frame
         self.reconnect_attempts = reconnect_attempts
         self.reconnect_delay_s = reconnect_delay_s
+        # A turn gives up after this many drops in a row with nothing received in between: a server
+        # that keeps closing on the same frame is never retried for ever.
+        self.max_drops_without_progress = max_drops_without_progress
         self.open_timeout_s = open_timeout_s
         self.reconnects = 0
         self._ws: ClientConnection | None = None
@@ -281,6 +341,10 @@ class ChatConnection:
             status = error.response.status_code
             if status in (401, 403):
                 raise AuthRejected(f"The server refused the token (HTTP {status}).") from error
+            if status >= 500:
+                raise ServiceUnavailable(
+                    f"Courier is unavailable right now (HTTP {status}): try again in a moment."
+                ) from error
             raise ConnectFailed(f"The server refused the connection (HTTP {status}).") from error
         except (OSError, TimeoutError, InvalidHandshake) as error:
             raise ConnectFailed(f"Could not connect to {_redact(self.url)}: {error}") from error
@@ -309,7 +373,7 @@ class ChatConnection:
         return self._ws
 
     async def send(self, frame: dict[str, Any]) -> None:
-        await self.websocket.send(json.dumps(frame))
+        await self.websocket.send(encode_frame(frame))
 
     async def receive(self, timeout_s: float | None = None) -> dict[str, Any]:
         raw = await asyncio.wait_for(self.websocket.recv(), timeout_s)
@@ -322,10 +386,18 @@ class ChatConnection:
         while True:
             yield await self.receive()
 
-    async def _reconnect(self) -> None:
-        """Open a new socket after a drop, with growing pauses; ConnectionLost when the budget runs out."""
+    async def _reconnect(self, drops: int = 1) -> None:
+        """Open a new socket after a drop, with growing pauses; ConnectionLost when the budget runs out.
+
+        `drops` is how many times in a row the connection dropped without progress: the first pause
+        grows with it, and past `max_drops_without_progress` the turn gives up.
+        """
         await self.close()
-        delay = self.reconnect_delay_s
+        if drops > self.max_drops_without_progress:
+            raise ConnectionLost(
+                f"The connection dropped {drops} times in a row without getting anywhere: giving up."
+            )
+        delay = min(self.reconnect_delay_s * 2 ** (drops - 1), 3.0)
         for _ in range(self.reconnect_attempts):
             await asyncio.sleep(delay)
             try:
@@ -372,7 +444,11 @@ class ChatConnection:
     async def send_message(
         self, text: str, conversation_id: str | None = None, client_message_id: str | None = None
     ) -> dict[str, Any]:
-        """Send `sendMessage` and return its `ack`. Chunks that overtake the ack are kept for the turn."""
+        """Send `sendMessage` and return its `ack`. Chunks that overtake the ack are kept for the turn.
+
+        Raises MessageTooLarge, before sending anything, for a message over the protocol's limits.
+        """
+        check_message(text)
         frame: dict[str, Any] = {
             "action": "sendMessage",
             "clientMessageId": client_message_id or str(uuid.uuid4()),
@@ -406,14 +482,22 @@ class ChatConnection:
         turn); a drop after it reconnects and sends `resume` with the last seq seen. Setting
         `cancel_event` sends `cancel` and waits for the turn to end.
         """
+        check_message(text)
         started = time.monotonic()
         client_message_id = str(uuid.uuid4())
         ack: dict[str, Any] | None = None
+        drops = 0
         while ack is None:
             try:
                 ack = await self.send_message(text, conversation_id, client_message_id)
-            except (ConnectionClosed, ConnectionLost):
-                await self._reconnect()
+            except ConnectionClosed as error:
+                if (fatal := _closed_for_good(error)) is not None:
+                    raise fatal from error
+                drops += 1
+                await self._reconnect(drops)
+            except ConnectionLost:
+                drops += 1
+                await self._reconnect(drops)
         if on_ack is not None:
             maybe = on_ack(ack)
             if maybe is not None:
@@ -432,6 +516,7 @@ class ChatConnection:
         for early in self._early:
             fold(early)
         cancel_sent = False
+        drops = 0
         while view.ended is None:
             try:
                 if cancel_event is not None and cancel_event.is_set() and not cancel_sent:
@@ -440,13 +525,15 @@ class ChatConnection:
                 frame = await self._receive_or_cancel(cancel_event if not cancel_sent else None)
                 if frame is None:
                     continue  # cancel requested: loop sends it
+                drops = 0  # something arrived: the connection is getting somewhere
                 if frame.get("type") == "error" and frame.get("action") in ("resume", "cancel"):
                     if frame.get("action") == "resume":
                         raise RequestFailed(frame)
                     continue
                 fold(frame)
             except (ConnectionClosed, ConnectionLost):
-                await self._reconnect()
+                drops += 1
+                await self._reconnect(drops)
                 await self.send({"action": "resume", "turnId": view.turn_id, "afterSeq": view.last_seq})
                 cancel_sent = False if cancel_event is not None and cancel_event.is_set() else cancel_sent
         assert view.ended is not None

@@ -26,6 +26,7 @@ from courier_local.chat_client import (
     ConnectFailed,
     ConnectionLost,
     CourierError,
+    MessageTooLarge,
     RequestFailed,
     TextAppended,
     TextReplaced,
@@ -42,9 +43,11 @@ class ExitCode(IntEnum):
     OK = 0
     ERROR = 1  # anything unexpected
     USAGE = 2  # bad options (typer's own code)
-    CONNECT_FAILED = 3  # nothing listening, unreachable, or the connection was lost for good
+    # Nothing listening, unreachable, Courier unavailable (HTTP 5xx), or the connection was lost for
+    # good (it could not be re-established, or kept dropping: reconnects are bounded).
+    CONNECT_FAILED = 3
     AUTH_REJECTED = 4  # the token was refused (HTTP 401/403), or no token could be had
-    TURN_FAILED = 5  # the turn ended with an error, or the server refused the message
+    TURN_FAILED = 5  # the turn ended with an error, the server refused the message, or it is too long
     STOPPED = 6  # the turn was cancelled (Ctrl-C) or interrupted
 
 
@@ -213,6 +216,9 @@ def run_chat(question: str | None, url: str, token: str, as_json: bool) -> ExitC
         except RequestFailed as error:
             _err(f"error: {error} ({error.code})")
             return ExitCode.TURN_FAILED
+        except MessageTooLarge as error:
+            _err(f"error: {error} Nothing was sent.")
+            return ExitCode.TURN_FAILED
         except asyncio.CancelledError:
             _err("interrupted")
             return ExitCode.STOPPED
@@ -242,6 +248,10 @@ def _interactive(runner: asyncio.Runner, connection: ChatConnection, as_json: bo
             result = runner.run(_one_turn(connection, text, conversation_id, as_json))
         except RequestFailed as error:
             _err(f"error: {error} ({error.code})")
+            last = ExitCode.TURN_FAILED
+            continue
+        except MessageTooLarge as error:
+            _err(f"error: {error} Nothing was sent.")
             last = ExitCode.TURN_FAILED
             continue
         except asyncio.CancelledError:
@@ -277,7 +287,9 @@ def chat(
 ) -> None:
     """Chat with Courier from the terminal: streams the answer, shows tool calls, resumes after drops.
 
-    Exit codes: 0 completed, 3 cannot connect, 4 token refused, 5 turn failed, 6 cancelled or interrupted.
+    Exit codes: 0 completed, 3 cannot connect (or Courier unavailable, or the connection kept
+    dropping), 4 token refused, 5 turn failed or message refused (too long), 6 cancelled or
+    interrupted.
     """
     try:
         ws_url, jwt = resolve_target(url, token, user, tenant)
