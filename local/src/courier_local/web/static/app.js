@@ -4,6 +4,13 @@
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "courier.token";
+// The protocol's limits (docs/protocol.md): a message of MAX_MESSAGE_CHARS characters fits one
+// frame in any encoding, and no frame this page sends is over FRAME_BUDGET_BYTES, so API Gateway
+// never closes the socket over one (it does, with 1009, for a frame over 32 KB).
+const MAX_MESSAGE_CHARS = 5000;
+const FRAME_BUDGET_BYTES = 32000;
+const CLOSE_MESSAGE_TOO_BIG = 1009;
+const CLOSE_INVALID_DATA = 1007;
 
 const PLAIN_ERRORS = {
   rate_limited: "You are sending messages too quickly. Wait a few seconds and try again.",
@@ -119,10 +126,18 @@ function connect() {
     else if (state.conversationId) send({ action: "getHistory", conversationId: state.conversationId, limit: 50 });
   };
   ws.onmessage = (event) => onFrame(JSON.parse(event.data));
-  ws.onclose = () => {
+  ws.onclose = (event) => {
     if (state.ws !== ws) return;
     state.ws = null;
     setConnection("offline", "offline");
+    const active = state.active;
+    if ((event.code === CLOSE_MESSAGE_TOO_BIG || event.code === CLOSE_INVALID_DATA) && active && !active.view) {
+      // Sending the same message again would be refused the same way: give it back instead.
+      renderFailure(active.el, "The server refused this message as too large. Shorten it and send it again.");
+      state.active = null;
+      setStreaming(false);
+      $("message").value = active.text;
+    }
     if (!state.opened && !thisOpened) {
       // Browsers hide the HTTP status of a refused upgrade; before any success, the token is the likely cause.
       showSignin("The server refused the connection: the token may be invalid or expired, or the server is not running.");
@@ -138,12 +153,35 @@ function connect() {
   };
 }
 
+// JSON.stringify leaves non-ASCII as is; the socket sends it as UTF-8, which is what counts.
+function frameBytes(frame) {
+  return new TextEncoder().encode(JSON.stringify(frame)).length;
+}
+
 function send(frame) {
+  if (frameBytes(frame) > FRAME_BUDGET_BYTES) {
+    showBanner("That request is too large to send.", "error");
+    return false;
+  }
   if (state.ws && state.ws.readyState === WebSocket.OPEN) {
     state.ws.send(JSON.stringify(frame));
     return true;
   }
   return false; // sent again after the reconnect (resume, or the same clientMessageId)
+}
+
+// Why a message cannot be sent, in plain words; null when it can. Characters are counted as the
+// server counts them (code points: an emoji is one, though it is two UTF-16 units).
+function tooLarge(text) {
+  const chars = [...text].length;
+  if (chars > MAX_MESSAGE_CHARS) {
+    return `That message is ${chars.toLocaleString("en")} characters; the limit is ${MAX_MESSAGE_CHARS.toLocaleString("en")}. Shorten it or split it into several messages.`;
+  }
+  const probe = { action: "sendMessage", clientMessageId: uuid4(), text, conversationId: uuid4() };
+  if (frameBytes(probe) > FRAME_BUDGET_BYTES) {
+    return "That message is too large to send in one piece. Shorten it or split it into several messages.";
+  }
+  return null;
 }
 
 // After a reconnect: a turn already acknowledged is resumed from the last seq we have; a message
@@ -502,6 +540,11 @@ $("composer").addEventListener("submit", (event) => {
   event.preventDefault();
   const text = $("message").value;
   if (!text.trim() || state.active) return;
+  const refusal = tooLarge(text);
+  if (refusal) {
+    showBanner(refusal, "error"); // nothing is sent; the text stays in the box to be shortened
+    return;
+  }
   $("message").value = "";
   sendMessage(text);
 });
