@@ -573,6 +573,14 @@ def page_app(stack: LocalStack) -> Any:
         # Dev tokens only for this machine: the stack is a developer's, never a shared server's.
         if not _is_loopback(request.client.host if request.client else None):
             return JSONResponse({"message": "Dev tokens are only issued to this machine."}, 403)
+        # ... and only to this stack's own page: a page elsewhere (or one that rebinds its DNS name
+        # to 127.0.0.1) names another Host, or another Origin.
+        host = request.headers.get("host", "")
+        origin = request.headers.get("origin")
+        if not _is_loopback(urlsplit(f"//{host}").hostname) or (
+            origin is not None and urlsplit(origin).netloc != host
+        ):
+            return JSONResponse({"message": "Dev tokens are only issued to this stack's own page."}, 403)
         user = request.query_params.get("user", "dev-user").strip() or "dev-user"
         tenant = request.query_params.get("tenant", "dev").strip() or "dev"
         if len(user) > 128 or len(tenant) > 128:
