@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from iam_plugin import AWS_CALLS_DIR_VARIABLE
 
 READY_WITHIN_S = (

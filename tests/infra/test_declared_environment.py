@@ -8,13 +8,13 @@ seconds, instead of as a cold-start crash of every invocation after `pulumi up`.
 from __future__ import annotations
 
 import pytest
+from infra_harness import Recorded
 from pydantic import BaseModel
 
 from courier_authorizer.settings import AuthorizerSettings
 from courier_gateway.settings import GatewaySettings
 from courier_shared.settings import DatabaseSettings
 from courier_worker.settings import WorkerSettings
-from infra_harness import Recorded
 
 SETTINGS: dict[str, type[BaseModel]] = {
     "authorizer": AuthorizerSettings,
