@@ -26,7 +26,8 @@ lint: install
 	$(RUN) ruff format --check .
 
 typecheck: install
-	$(RUN) mypy shared/src services/authorizer/src services/gateway/src services/worker/src services/migrator/src
+	$(RUN) mypy shared/src services/authorizer/src services/gateway/src services/worker/src services/migrator/src \
+		local/src infra/src
 
 pytest: install browser-deps
 	$(RUN) python -m pytest

@@ -181,7 +181,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.declared: dict[str, Declared] = {}
 
     def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]  # pulumi's is untyped
         if request.type != "pulumi:pulumi:Stack":
             registration = self.resources[response.urn]
             self.declared[response.urn] = Declared(
@@ -267,7 +267,11 @@ def run_entry_point(stack: str, config_values: Mapping[str, str]) -> RecordingMo
     pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(monitor.mocks, project="courier", stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config_values), secret_keys=[])
-    _run(lambda: runpy.run_path(str(ROOT / "infra" / "__main__.py"), run_name="__main__") and None)
+
+    def program() -> None:
+        runpy.run_path(str(ROOT / "infra" / "__main__.py"), run_name="__main__")
+
+    _run(program)
     return monitor
 
 

@@ -50,14 +50,15 @@ def record_calls(path: Path) -> None:
         _installed["path"] = path
         if "original" in _installed:
             return
-        original = BaseClient._make_api_call
+        # A private botocore method, so not in botocore-stubs (hence the attr-defined ignores).
+        original = BaseClient._make_api_call  # type: ignore[attr-defined]
         _installed["original"] = original
 
         def make_api_call(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
             _write(self, operation_name, api_params)
             return original(self, operation_name, api_params)
 
-        BaseClient._make_api_call = make_api_call  # type: ignore[method-assign]
+        BaseClient._make_api_call = make_api_call  # type: ignore[attr-defined]
 
 
 def _write(client: Any, operation: str, params: dict[str, Any]) -> None:

@@ -57,7 +57,7 @@ ROUTE_THROTTLE_SHARES: dict[str, float] = {
 }
 
 
-def route_throttles(config: StackConfig) -> list[dict[str, object]]:
+def route_throttles(config: StackConfig) -> list[aws.apigatewayv2.StageRouteSettingArgsDict]:
     """The stage's per-route settings: every route but $disconnect gets its share of the throttle."""
     return [
         {

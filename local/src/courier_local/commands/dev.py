@@ -88,7 +88,7 @@ def dev(
     signal.signal(signal.SIGTERM, request_stop)
 
     typer.echo("Starting Courier…", err=True)
-    stack = LocalStack(
+    running = LocalStack(
         StackOptions(
             host=host,
             port=port,
@@ -105,11 +105,11 @@ def dev(
         progress=_progress,
     )
     try:
-        info = stack.start()
+        info = running.start()
     except (StackError, ValueError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
-    token = stack.issue_token("dev-user", "dev")
+    token = running.issue_token("dev-user", "dev")
     chat = _chat_command()
     ready_s = time.monotonic() - started
     typer.echo(
@@ -128,5 +128,5 @@ Press Ctrl-C to stop everything.""",
     while not stop_requested.wait(0.5):
         pass
     typer.echo("\nStopping Courier…", err=True)
-    stack.stop()
+    running.stop()
     typer.echo("Stopped.", err=True)
