@@ -8,6 +8,9 @@ from typing import Any
 
 import pulumi
 
+# One definition of a Region's partition, the catalog's; re-exported for iam.partition_of(...).
+from courier_shared.catalog import partition_of as partition_of
+
 Statement = dict[str, Any]
 
 POLICY_VERSION = "2012-10-17"
@@ -87,14 +90,6 @@ def policy_json(*statement_groups: pulumi.Input[Sequence[Statement]]) -> pulumi.
         return json.dumps({"Version": POLICY_VERSION, "Statement": statements}, indent=1)
 
     return pulumi.Output.all(*[pulumi.Output.from_input(group) for group in statement_groups]).apply(render)
-
-
-def partition_of(region: str) -> str:
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    if region.startswith("cn-"):
-        return "aws-cn"
-    return "aws"
 
 
 def dns_suffix_of(region: str) -> str:
