@@ -28,8 +28,7 @@ def _run(connection: Connection) -> None:
 
 
 def _url() -> str:
-    url = config.attributes.get("database_url")
-    return url if url is not None else DatabaseSettings().resolved_url()
+    return DatabaseSettings().resolved_url()
 
 
 if context.is_offline_mode():

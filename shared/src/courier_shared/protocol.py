@@ -388,10 +388,3 @@ def describe_validation_error(error: ValidationError) -> str:
     if kind == "model_attributes_type":
         return "The frame must be a JSON object."
     return f"Invalid {_quoted_name(field)}: {first['msg']}."
-
-
-def is_json_object(raw: str | bytes) -> bool:
-    try:
-        return isinstance(json.loads(raw), dict)
-    except ValueError:
-        return False
