@@ -1,4 +1,4 @@
-"""The streaming core: seq numbering, coalescing, frame size, listeners (fake poster, fake/real clock)."""
+"""The streaming core: seq numbering, coalescing, frame size, listeners (fake poster, fake clock)."""
 
 from __future__ import annotations
 
