@@ -119,7 +119,7 @@ class Client:
         if route_key is None:
             try:
                 document = json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):  # API Gateway routes what it cannot read to $default
                 document = None
             route_key = select_route(document.get("action") if isinstance(document, dict) else None)
         event = {

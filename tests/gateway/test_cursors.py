@@ -152,3 +152,9 @@ def test_in_aws_the_key_is_read_from_secrets_manager_at_cold_start(secrets_manag
     cursor = client.send(conversations_frame())["nextCursor"]
 
     assert Client(same_key, owner).send(conversations_frame(cursor))["type"] == "conversations"
+
+
+@pytest.mark.parametrize("cursor", ["0.\x80", "é.é", ".", "x.", "\x00.\x00"])
+def test_a_cursor_of_any_characters_is_a_bad_request_not_a_crash(two_conversations: Any, cursor: str) -> None:
+    client, first, _ = two_conversations
+    assert_refused(client.send(history_frame(first, cursor)), "getHistory")

@@ -108,3 +108,39 @@ def test_server_frames_round_trip_through_the_wire_format():
         "chunk": {"type": "text-delta", "id": "t0", "delta": "Hel"},
     }
     assert protocol.parse_server_frame(json.dumps(wire)) == chunk
+
+
+def test_the_documented_limits_are_the_protocols():
+    assert f"`maxMessageChars` is **{protocol.MAX_MESSAGE_CHARS:,}** characters" in DOC
+    assert f"**{protocol.CLIENT_FRAME_BUDGET_BYTES:,} bytes**" in DOC
+    assert f"more than {protocol.MAX_CLIENT_FRAME_DEPTH} levels deep" in DOC
+    assert f"cut to {protocol.MAX_NAME_CHARS_IN_ERRORS} characters" in DOC
+    # The arithmetic the doc gives: the longest message, all control characters, fits one frame.
+    worst = protocol.encode_client_frame(
+        {
+            "action": "sendMessage",
+            "clientMessageId": str(uuid.uuid4()),
+            "text": "\x01" * protocol.MAX_MESSAGE_CHARS,
+            "conversationId": str(uuid.uuid4()),
+        }
+    )
+    assert len(worst.encode()) <= protocol.CLIENT_FRAME_BUDGET_BYTES
+    assert (
+        protocol.WORST_CASE_BYTES_PER_CHAR * protocol.MAX_MESSAGE_CHARS + 200
+        <= protocol.CLIENT_FRAME_BUDGET_BYTES
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "depth"),
+    [
+        ('{"action": "ping"}', 1),
+        ('{"a": [[{"b": 1}]]}', 4),
+        ('{"text": "[[[{{{ not structure"}', 1),
+        ('{"text": "a \\" [[[ quoted quote"}', 1),
+        ("[" * 10_000, 10_000),
+        ("not json at all", 0),
+    ],
+)
+def test_nesting_depth_is_measured_without_parsing(raw, depth):
+    assert protocol.nesting_depth(raw) == depth

@@ -35,7 +35,8 @@ class CursorSigner:
         """The position a cursor stands for; ForgedCursor unless it was issued for exactly this."""
         position, dot, signature = cursor.rpartition(".")
         expected = self._signature(position, action, owner, scope)
-        if not dot or not position or not hmac.compare_digest(signature, expected):
+        # Bytes: compare_digest refuses str with non-ASCII characters, and a client may send any.
+        if not dot or not position or not hmac.compare_digest(signature.encode(), expected.encode()):
             raise ForgedCursor("The cursor is not one Courier issued for this request.")
         return position
 
