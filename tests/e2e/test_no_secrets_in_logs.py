@@ -31,14 +31,15 @@ def open_socket(stack: DevStack, token: str, subprotocols: list[str] | None = No
 
 
 def answer(ws: ClientConnection, frame: dict[str, object] | str) -> dict[str, object]:
-    """Send a frame; the first frame back that is not a chunk is its answer."""
+    """Send a frame and return its answer: the next frame back that is not a turn's chunk (a
+    snapshot only answers a resume)."""
     ws.send(frame if isinstance(frame, str) else json.dumps(frame))
+    resuming = isinstance(frame, dict) and frame.get("action") == "resume"
     while True:
-        reply = json.loads(ws.recv(timeout=15))
-        if reply.get("type") not in ("chunk", "snapshot") or not isinstance(frame, dict):
-            return reply  # type: ignore[no-any-return]
-        if frame.get("action") == "resume" and reply.get("type") == "snapshot":
-            return reply  # type: ignore[no-any-return]
+        reply: dict[str, object] = json.loads(ws.recv(timeout=15))
+        if reply.get("type") == "chunk" or (reply.get("type") == "snapshot" and not resuming):
+            continue
+        return reply
 
 
 def refused(stack: DevStack, token: str, subprotocols: list[str] | None = None) -> int:
