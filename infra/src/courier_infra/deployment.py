@@ -91,6 +91,3 @@ class Deployment(Spec):
 
     def queue_by_arn(self, arn: str) -> QueueSpec:
         return next(queue for queue in self.queues if queue.arn == arn)
-
-    def function_by_arn(self, arn: str) -> FunctionSpec:
-        return next(function for function in self.functions.values() if function.arn == arn)

@@ -47,7 +47,10 @@ def record_calls(path: Path) -> None:
     from botocore.client import BaseClient
 
     with _lock:
-        _installed["path"] = path
+        previous = _installed.get("log")
+        _installed["log"] = path.open("a", buffering=1)  # line-buffered: one open file, not one per call
+        if previous is not None:
+            previous.close()
         if "original" in _installed:
             return
         # A private botocore method, so not in botocore-stubs (hence the attr-defined ignores).
@@ -70,8 +73,8 @@ def _write(client: Any, operation: str, params: dict[str, Any]) -> None:
         "region": client.meta.region_name or "",
         "params": {key: str(params[key]) for key in _RESOURCE_PARAMS if key in params},
     }
-    with _lock, _installed["path"].open("a") as log:
-        log.write(json.dumps(call) + "\n")
+    with _lock:
+        _installed["log"].write(json.dumps(call) + "\n")
 
 
 def read_calls(paths: Iterable[Path]) -> list[AwsCall]:
