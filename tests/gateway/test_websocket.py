@@ -1,8 +1,9 @@
 """The authorizer and gateway behind the local API Gateway, driven by a real `websockets` client.
 
-In one process: the local WebSocket API (real uvicorn server) with the real authorizer (a test OIDC
-issuer serving its JWKS over HTTP, plus the dev issuer) and gateway Lambdas, moto's SQS FIFO queue,
-the event source mapping and the real worker with the offline model, on real Postgres.
+The local stack as `courier dev` assembles it from the Pulumi program (every function through its
+declared Handler and environment, the declared routes, queues and mappings), in this process, on
+real Postgres; the authorizer trusts a test OIDC issuer serving its JWKS over HTTP, as it would
+trust a Cognito pool.
 """
 
 from __future__ import annotations
@@ -18,18 +19,7 @@ from authorizer.issuer import ISSUER_AUDIENCE, LocalIssuer, new_rsa_key, serve_i
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from courier_authorizer.composition import build_authorizer
-from courier_authorizer.settings import AuthorizerSettings
-from courier_gateway.composition import build_gateway
-from courier_gateway.queue import SqsTurnQueue
-from courier_gateway.settings import GatewaySettings
-from courier_local.dev_issuer import DevIssuer
-from courier_local.edge import LocalWebSocketApi, serve
-from courier_local.edge.sqs import EventSourceMapping, LocalMoto, create_turn_queues
-from courier_local.offline_model import OfflineModel
-from courier_shared.db.engine import build_engine
-from courier_shared.db.store import ChatStore
-from courier_shared.routes import Function
+from courier_local.stack import LocalStack, StackOptions
 
 pytestmark = pytest.mark.postgres
 
@@ -41,8 +31,6 @@ TERMINAL_PARTS = ("finish", "abort", "error")
 class Stack:
     ws_url: str
     issuer: LocalIssuer
-    dev_issuer: DevIssuer
-    store: ChatStore
 
     def connect(self, token: str | None, *, via: str = "subprotocol") -> ClientConnection:
         if token is None:
@@ -54,86 +42,20 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    monkeypatch = pytest.MonkeyPatch()
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    engine = build_engine(postgres_url, pool_size=5)
-    store = ChatStore(engine)
-    dev_issuer = DevIssuer(tmp_path_factory.mktemp("dev-issuer"))
-    with serve_issuer(new_rsa_key()) as issuer, LocalMoto() as moto:
-        sqs = moto.client("sqs")
-        suffix = uuid.uuid4().hex[:8]
-        queues = create_turn_queues(sqs, f"gateway-ws-{suffix}", visibility_timeout_s=60, max_receive_count=3)
-        bucket = f"gateway-ws-{suffix}"
-        moto.client("s3").create_bucket(Bucket=bucket)
-        authorizer = build_authorizer(
-            AuthorizerSettings.model_validate(
-                {
-                    "JWT_ISSUER": issuer.url,
-                    "JWT_AUDIENCE": ISSUER_AUDIENCE,
-                    "DEV_ISSUER_ENABLED": True,
-                    "DEV_JWKS_PATH": str(dev_issuer.ensure_key()),
-                }
-            )
+    with serve_issuer(new_rsa_key()) as issuer:
+        options = StackOptions(
+            port=0,
+            database_url=postgres_url,
+            state_dir=tmp_path_factory.mktemp("stack"),
+            token_rate=TOKENS_PER_SECOND,
+            flush_interval_ms=50,
+            jwt_issuer=issuer.url,
+            jwt_audience=ISSUER_AUDIENCE,
+            extra_env={"MAX_OPEN_TURNS": "10"},
         )
-        gateway = build_gateway(
-            GatewaySettings.model_validate(
-                {"TURN_QUEUE_URL": queues.queue_url, "MAX_OPEN_TURNS": 10, "CURSOR_SIGNING_KEY": "k" * 32}
-            ),
-            store=store,
-            queue=SqsTurnQueue(sqs, queues.queue_url),
-        )
-        api = LocalWebSocketApi(
-            authorizer=lambda event, _context: authorizer.authorize(event),
-            handlers={Function.GATEWAY: gateway.handle},
-        )
-        server = serve(api.app)
-        try:
-            worker = _build_worker(store, moto, bucket, server.callback_url)
-            esm = EventSourceMapping(
-                sqs,
-                queues.queue_url,
-                worker.handle,
-                batch_size=1,
-                max_concurrency=2,
-                wait_time_s=0.2,
-                function_timeout_s=60,
-            ).start()
-            try:
-                yield Stack(server.ws_url, issuer, dev_issuer, store)
-            finally:
-                esm.stop()
-        finally:
-            server.stop()
-            engine.dispose()
-            monkeypatch.undo()
-
-
-def _build_worker(store: ChatStore, moto: LocalMoto, bucket: str, callback_url: str) -> Any:
-    from courier_worker.adapters import S3BodyStore
-    from courier_worker.composition import build_worker
-    from courier_worker.settings import WorkerSettings
-
-    settings = WorkerSettings.model_validate(
-        {
-            "CONNECTIONS_ENDPOINT_URL": callback_url,
-            "FLUSH_INTERVAL_MS": 50,
-            "LISTENER_GRACE_S": 5,
-            "BODY_BUCKET": bucket,
-            "S3_ENDPOINT_URL": moto.endpoint_url,
-        }
-    )
-    return build_worker(
-        settings,
-        model=OfflineModel(tokens_per_second=TOKENS_PER_SECOND),
-        engine=store.engine,
-        bodies=S3BodyStore(bucket=bucket, client=moto.client("s3")),
-    )
+        with LocalStack(options) as local:
+            assert local.info is not None
+            yield Stack(local.info.ws_url, issuer)
 
 
 def refused_status(open_connection: Callable[[], ClientConnection]) -> int:
@@ -173,14 +95,14 @@ def test_an_issuer_token_opens_a_connection_with_the_courier_subprotocol(stack: 
         assert receive(ws)["type"] == "pong"
 
 
-def test_a_dev_token_in_the_query_string_opens_a_connection(stack: Stack) -> None:
-    with stack.connect(stack.dev_issuer.issue("dev-alice", "acme"), via="query") as ws:
+def test_a_token_in_the_query_string_opens_a_connection(stack: Stack) -> None:
+    with stack.connect(stack.issuer.token(sub="alice"), via="query") as ws:
         ws.send(json.dumps({"action": "listConversations"}))
         assert receive(ws)["type"] == "conversations"
 
 
 def test_bad_frames_over_the_wire_get_an_error_answer_and_the_connection_stays(stack: Stack) -> None:
-    with stack.connect(stack.dev_issuer.issue("dev-bob", "acme")) as ws:
+    with stack.connect(stack.issuer.token(sub="bob")) as ws:
         for body in ("hello", '{"action": "dance"}', '{"action": "ping", "x": 1}'):
             ws.send(body)
             answer = receive(ws)
@@ -262,7 +184,7 @@ def test_send_message_acks_then_streams_the_answer_to_its_finish(stack: Stack) -
 
 
 def test_a_client_that_reconnects_mid_answer_resumes_with_a_snapshot_and_the_rest(stack: Stack) -> None:
-    token = stack.dev_issuer.issue(f"dev-{uuid.uuid4().hex[:6]}", "acme")
+    token = stack.issuer.token(sub=f"u-{uuid.uuid4().hex[:6]}")
     with stack.connect(token) as first_connection:
         send_message(first_connection, "lorem 120")
         ack = receive(first_connection)

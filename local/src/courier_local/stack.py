@@ -112,6 +112,10 @@ class StackOptions:
     worker_concurrency: int | None = None  # None: the event source mapping's maximum concurrency
     db_pool_size: int | None = None  # None: each function's default (DB_POOL_SIZE)
     aws_calls_log: Path | None = None  # record every AWS call the functions make (IAM evaluation)
+    # The token issuer the authorizer trusts instead of the stack's Cognito pool. None: the dev issuer
+    # (`courier token`, the page's sign-in). Any OIDC issuer works, a real Cognito pool included.
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)  # added to every function's environment
 
     @property
@@ -201,11 +205,12 @@ def localize(function: FunctionSpec, local: LocalEndpoints, options: StackOption
         elif key == "CONNECTIONS_ENDPOINT_URL":
             environment[key] = local.connections_url
         elif key == "JWT_ISSUER":
-            environment[key] = DEV_ISSUER  # `courier token` and the page's sign-in issue its tokens
+            environment[key] = options.jwt_issuer or DEV_ISSUER  # the dev issuer: `courier token`, the page
         elif key == "JWT_AUDIENCE":
-            environment[key] = DEV_AUDIENCE
+            environment[key] = options.jwt_audience or DEV_AUDIENCE
         elif key == "JWKS_URL":
-            environment[key] = local.jwks_url
+            if options.jwt_issuer is None:
+                environment[key] = local.jwks_url
         elif key == "MODEL_ID":
             environment[key] = local.model_id or value
             if local.bedrock_endpoint_url is not None:
