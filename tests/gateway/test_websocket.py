@@ -169,7 +169,7 @@ def test_send_message_acks_then_streams_the_answer_to_its_finish(stack: Stack) -
         while first["type"] == "chunk":  # the worker may beat the route response; keep them
             reader.read(first)
             first = receive(ws)
-        assert first["type"] == "ack" and first["clientMessageId"] == sent["clientMessageId"]
+        assert first["type"] == "ack" and first["clientMessageId"] == sent["clientMessageId"], first
 
         read_turn(ws, reader, stop=lambda r: r.end is not None)
 

@@ -59,8 +59,14 @@ def _process_environment(values: Mapping[str, str]) -> Iterator[None]:
     with _environment_lock:
         saved = {key: os.environ.get(key) for key in values}
         os.environ.update(values)
-        # boto3's default session caches the credentials it resolved first: a new one per container.
-        saved_session, boto3.DEFAULT_SESSION = boto3.DEFAULT_SESSION, None
+        # boto3's default session caches what it resolved first: one of the container's own, built from
+        # its values (not read back from os.environ, which other threads, tests included, may change).
+        saved_session = boto3.DEFAULT_SESSION
+        boto3.setup_default_session(
+            aws_access_key_id=values["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=values["AWS_SECRET_ACCESS_KEY"],
+            region_name=values["AWS_REGION"],
+        )
         try:
             yield
         finally:

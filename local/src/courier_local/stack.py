@@ -490,6 +490,23 @@ class LocalStack:
                 function.cold_start()
             except Exception as error:  # the first invocation will fail the same way, visibly
                 self.progress(f"warning: {function.name} failed to initialise: {error}")
+        self._end_abandoned_turns()
+
+    def _end_abandoned_turns(self) -> None:
+        """The local queue lives in this process: a stack that was killed took the records of its
+        streaming turns with it, so no retry will come. End those turns (their lease has lapsed)."""
+        worker = self.functions.get("worker")
+        invoke = worker.handler.cold_start() if worker is not None else None
+        recover = getattr(getattr(invoke, "__self__", None), "end_abandoned_turns", None)
+        if recover is None:
+            return
+        try:
+            ended = recover()
+        except Exception as error:
+            self.progress(f"warning: ending abandoned turns failed: {error}")
+            return
+        if ended:
+            self.progress(f"Ended {len(ended)} answer(s) a previous run left unfinished.")
 
     @property
     def esm(self) -> Any:
