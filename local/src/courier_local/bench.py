@@ -40,11 +40,10 @@ from strands import Agent
 from strands.models import Model
 from websockets.sync.client import connect
 
-from courier_local.edge.server import RunningServer, serve
 from courier_local.edge.websocket_api import LocalWebSocketApi
 from courier_local.offline_model import OfflineModel
+from courier_local.stack import LocalStack, StackOptions
 from courier_shared.db.engine import build_engine
-from courier_shared.db.models import Base
 from courier_shared.db.store import ChatStore, Owner
 from courier_shared.protocol import (
     Chunk,
@@ -57,7 +56,6 @@ from courier_shared.protocol import (
 )
 from courier_shared.protocol import Usage as WireUsage
 from courier_shared.queue import TurnRequest
-from courier_shared.routes import Function
 from courier_worker.adapters import ApiGatewayConnections
 from courier_worker.composition import run_coroutine
 from courier_worker.observability import logger as worker_logger
@@ -130,13 +128,15 @@ class Receiver:
     """A real WebSocket client in a thread, timestamping every frame until the turn ends."""
 
     url: str
+    token: str
     frames: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     connection_id: str = ""
 
     @contextmanager
     def connected(self, api: LocalWebSocketApi) -> Iterator[Receiver]:
         before = set(api.connection_ids())
-        with connect(self.url, compression=None, max_size=None) as websocket:
+        subprotocols = ["courier.v1", f"bearer.{self.token}"]
+        with connect(self.url, subprotocols=subprotocols, compression=None, max_size=None) as websocket:  # type: ignore[arg-type]
             while not (new := set(api.connection_ids()) - before):
                 time.sleep(0.001)
             self.connection_id = new.pop()
@@ -210,24 +210,32 @@ def token_latencies(model: TimedModel, receiver: Receiver) -> list[float]:
 
 
 class Bench:
+    """The streaming core under test, on the one local stack: its API Gateway (@connections and the
+    clients' WebSockets, through the real authorizer and gateway) and its database."""
+
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         self.args = args
-        self.engine = build_engine(f"sqlite:///{workdir / 'bench.db'}")
-        Base.metadata.create_all(self.engine)
-        self.store = ChatStore(self.engine)
-        self.api = LocalWebSocketApi(
-            authorizer=None, handlers={Function.GATEWAY: lambda e, c: {"statusCode": 200}}
+        database_url = f"sqlite:///{workdir / 'bench.db'}"
+        self.stack = LocalStack(
+            StackOptions(port=0, database_url=database_url, state_dir=workdir / "state", token_rate=args.rate)
         )
-        self.server: RunningServer = serve(self.api.app)
+        info = self.stack.start()
+        for function in self.stack.functions.values():
+            function.cold_start()  # warm before anything is measured
+        self.api: LocalWebSocketApi = self.stack.api
+        self.ws_url, self.callback_url = info.ws_url, info.callback_url
+        self.token = self.stack.issue_token(OWNER.user_id, OWNER.tenant_id)
+        self.engine = build_engine(database_url)
+        self.store = ChatStore(self.engine)
         self.connections = ApiGatewayConnections(region_name="us-east-1")
-        self.connections.client(self.server.callback_url)  # built at cold start, as build_worker does
+        self.connections.client(self.callback_url)  # built at cold start, as build_worker does
         self.settings = WorkerSettings.model_validate(
-            {"FLUSH_INTERVAL_MS": args.interval_ms, "CONNECTIONS_ENDPOINT_URL": self.server.callback_url}
+            {"FLUSH_INTERVAL_MS": args.interval_ms, "CONNECTIONS_ENDPOINT_URL": self.callback_url}
         )
 
     def close(self) -> None:
-        self.server.stop()
         self.engine.dispose()
+        self.stack.stop()
 
     def model(self) -> TimedModel:
         return TimedModel(
@@ -244,7 +252,7 @@ class Bench:
             bodies=None,
             tools=ToolRegistry(),
         )
-        receiver = Receiver(self.server.ws_url)
+        receiver = Receiver(self.ws_url, self.token)
         with receiver.connected(self.api):
             request = self._new_turn(receiver.connection_id)
             report = run_coroutine(lambda: runner.run(request))
@@ -260,7 +268,7 @@ class Bench:
 
     def per_token(self, delay_ms: int) -> RunResult:
         model, poster = self.model(), SlowPoster(self.connections, delay_ms / 1000)
-        receiver = Receiver(self.server.ws_url)
+        receiver = Receiver(self.ws_url, self.token)
         with receiver.connected(self.api):
             run_coroutine(lambda: self._naive_turn(model, poster, receiver.connection_id))
         return RunResult(
@@ -270,7 +278,7 @@ class Bench:
     async def _naive_turn(self, model: TimedModel, poster: SlowPoster, connection_id: str) -> None:
         """The naive design: one @connections post per token, in order, as each token arrives."""
         turn_id, seq = uuid.uuid4(), 0
-        url = self.server.callback_url
+        url = self.callback_url
 
         async def post(part: Any) -> None:
             nonlocal seq
