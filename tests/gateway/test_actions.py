@@ -69,7 +69,7 @@ def test_send_message_stores_the_turn_queues_it_and_acks(harness: GatewayHarness
     with harness.store.unit_of_work() as repo:
         turn = repo.find_turn(owner, turn_id)
         assert turn is not None
-        assert (turn.user_text, turn.turn_status, turn.conversation_id) == (
+        assert (turn.user_text, turn.status, turn.conversation_id) == (
             "What is 2+2?",
             TurnStatus.QUEUED,
             conversation_id,
@@ -266,7 +266,7 @@ def test_cancel_acks_and_cancels_a_queued_turn(harness: GatewayHarness) -> None:
     }
     with harness.store.unit_of_work() as repo:
         turn = repo.find_turn(owner, uuid.UUID(sent["turnId"]))
-        assert turn is not None and turn.turn_status is TurnStatus.CANCELLED
+        assert turn is not None and turn.status is TurnStatus.CANCELLED
 
 
 def test_cancel_of_a_streaming_turn_asks_the_worker_to_stop(harness: GatewayHarness) -> None:

@@ -52,7 +52,7 @@ def test_user_b_cannot_touch_user_a_s_conversation_or_learn_it_exists(
     assert counts() == before and len(harness.queue.sent) == queued_before
     with harness.store.unit_of_work() as repo:
         turn = repo.find_turn(alice, uuid.UUID(turn_id))
-        assert turn is not None and turn.turn_status is TurnStatus.QUEUED and turn.cancel_requested_at is None
+        assert turn is not None and turn.status is TurnStatus.QUEUED and turn.cancel_requested_at is None
         assert repo.turn_control(alice, uuid.UUID(turn_id)).listeners == (a.connection_id,)
     history = a.send({"action": "getHistory", "conversationId": conversation_id})
     assert [t["userText"] for t in history["turns"]] == ["Alice's private question"]

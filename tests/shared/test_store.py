@@ -10,7 +10,15 @@ import pytest
 from sqlalchemy import func, select
 
 from courier_shared.db.models import Turn
-from courier_shared.db.store import ChatStore, InvalidCursor, Lease, Owner, TurnNotOpen, TurnOutcome
+from courier_shared.db.store import (
+    ChatStore,
+    InvalidCursor,
+    Lease,
+    Owner,
+    ToolCallRecord,
+    TurnNotOpen,
+    TurnOutcome,
+)
 from courier_shared.protocol import TurnStatus
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -260,12 +268,10 @@ def test_connections_register_and_leave_and_stop_listening(store, owner):
 def test_tool_invocations_are_recorded_in_order(store, owner):
     _, turn_id, _ = _send(store, owner)
     with store.unit_of_work() as repo:
-        repo.record_tool_invocation(
-            turn_id, 1, "call-2", "current_time", {"zone": "UTC"}, "12:00", "success", 3
-        )
-        repo.record_tool_invocation(
-            turn_id, 0, "call-1", "current_time", {"zone": "Asia/Tokyo"}, "21:00", "success", 2
-        )
+        tokyo = ToolCallRecord(0, "call-1", "current_time", {"zone": "Asia/Tokyo"}, "21:00", "success", 2)
+        utc = ToolCallRecord(1, "call-2", "current_time", {"zone": "UTC"}, "12:00", "success", 3)
+        repo.record_tool_invocation(turn_id, utc)
+        repo.record_tool_invocation(turn_id, tokyo)
     with store.unit_of_work() as repo:
         rows = repo.tool_invocations(owner, turn_id)
         assert [(r.seq, r.tool_call_id, r.input) for r in rows] == [

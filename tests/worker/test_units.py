@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from aws_events import sqs_event, sqs_record
 from botocore.exceptions import ClientError, ReadTimeoutError
 from pydantic import ValidationError
 from strands.types.exceptions import EventLoopException, ModelThrottledException
@@ -235,32 +236,10 @@ def test_the_handler_builds_once_per_container_and_acks_finished_turns(
             "origin_connection_id": None,
         }
     )
-    event = {
-        "Records": [
-            {
-                "messageId": "m1",
-                "receiptHandle": "r",
-                "body": body,
-                "attributes": {"MessageGroupId": "g"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:turns.fifo",
-                "awsRegion": "us-east-1",
-            },
-            {
-                "messageId": "m2",
-                "receiptHandle": "r",
-                "body": "{not json",
-                "attributes": {"MessageGroupId": "other"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:turns.fifo",
-                "awsRegion": "us-east-1",
-            },
-        ]
-    }
+    event = sqs_event(
+        sqs_record(body, group_id="g", message_id="m1"),
+        sqs_record("{not json", group_id="other", message_id="m2"),
+    )
     context = type(
         "Context",
         (),

@@ -11,10 +11,11 @@ import json
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.alias_generators import to_camel
 
 from courier_shared.turn_states import TurnStatus as TurnStatus  # part of the protocol's vocabulary
 
@@ -40,13 +41,8 @@ MAX_CLIENT_FRAME_DEPTH = 8  # a client frame is one flat JSON object; deeper is 
 MAX_NAME_CHARS_IN_ERRORS = 40  # a field name quoted back in an error message is cut to this
 
 
-def _to_camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
 class _Wire(BaseModel):
-    model_config = ConfigDict(alias_generator=_to_camel, populate_by_name=True, frozen=True)
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
 
 
 class _ClientFrame(_Wire):
@@ -97,13 +93,13 @@ ClientFrame = Annotated[
     Field(discriminator="action"),
 ]
 CLIENT_FRAME: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
+# Derived from the union, so an action added there is known everywhere (errors, routes, docs test).
+_CLIENT_FRAME_MODELS: tuple[type[BaseModel], ...] = get_args(get_args(ClientFrame)[0])
 CLIENT_ACTIONS: frozenset[str] = frozenset(
-    {"sendMessage", "cancel", "resume", "getHistory", "listConversations", "ping"}
+    action for model in _CLIENT_FRAME_MODELS for action in get_args(model.model_fields["action"].annotation)
 )
 _CLIENT_FIELD_NAMES: frozenset[str] = frozenset(
-    info.alias or name
-    for model in (SendMessage, Cancel, Resume, GetHistory, ListConversations, Ping)
-    for name, info in model.model_fields.items()
+    info.alias or name for model in _CLIENT_FRAME_MODELS for name, info in model.model_fields.items()
 )
 
 
@@ -373,8 +369,8 @@ def describe_validation_error(error: ValidationError) -> str:
     kind = first["type"]
     if kind == "extra_forbidden":
         hint = ""
-        camel = _to_camel(field)
-        if camel != field and any(_to_camel(f) == camel for f in _CLIENT_FIELD_NAMES):
+        camel = to_camel(field)
+        if camel != field and camel in _CLIENT_FIELD_NAMES:
             hint = f" Field names are camelCase: {_quoted_name(camel)}."
         return f"Unknown field {_quoted_name(field)}.{hint}"
     if kind == "missing":

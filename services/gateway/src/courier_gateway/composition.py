@@ -10,6 +10,7 @@ from aws_lambda_powertools import Logger
 from courier_gateway.cursors import CursorSigner
 from courier_gateway.fair_use import FrameRateLimiter, Rate
 from courier_gateway.gateway import Gateway, GatewayLimits
+from courier_gateway.ports import GatewayStore
 from courier_gateway.queue import SqsTurnQueue, TurnQueue
 from courier_gateway.settings import GatewaySettings
 from courier_shared.db.models import utcnow
@@ -19,7 +20,7 @@ from courier_shared.db.store import ChatStore
 def build_gateway(
     settings: GatewaySettings,
     *,
-    store: ChatStore | None = None,
+    store: GatewayStore | None = None,
     queue: TurnQueue | None = None,
     clock: Callable[[], datetime] = utcnow,
     logger: Logger | None = None,

@@ -20,9 +20,10 @@ from pydantic import ValidationError
 from courier_gateway.cursors import CursorSigner, ForgedCursor
 from courier_gateway.events import WebSocketEvent, connect_response, frame_response, refuse_connect
 from courier_gateway.fair_use import FrameRateLimiter
+from courier_gateway.ports import GatewayRepository, GatewayStore
 from courier_gateway.queue import TurnQueue
 from courier_shared.db.models import Turn
-from courier_shared.db.store import ChatRepository, ChatStore, InvalidCursor, Owner, encode_cursor
+from courier_shared.db.store import ClientMessageIdReused, InvalidCursor, Owner, encode_cursor
 from courier_shared.protocol import (
     CLIENT_ACTIONS,
     MAX_CLIENT_FRAME_DEPTH,
@@ -86,10 +87,6 @@ class FrameError(Exception):
         self.retryable = retryable
 
 
-class _LostRace(Exception):
-    """A concurrent request with the same clientMessageId stored its turn first."""
-
-
 @dataclass(frozen=True)
 class _StoredTurn:
     turn_id: uuid.UUID
@@ -100,7 +97,7 @@ class _StoredTurn:
 class Gateway:
     def __init__(
         self,
-        store: ChatStore,
+        store: GatewayStore,
         queue: TurnQueue,
         limits: GatewayLimits,
         *,
@@ -286,13 +283,10 @@ class Gateway:
         if "\x00" in text:
             raise FrameError(ErrorCode.BAD_REQUEST, "The message text contains a NUL character.")
         # One user's sends run one at a time, across every gateway process: the limits count exactly,
-        # a clientMessageId sent twice at once finds the first one's turn, and turns are queued in the
-        # order they are stored (and history shows), so a conversation's turns run in that order.
+        # and turns are queued in the order they are stored (and history shows), so a conversation's
+        # turns run in that order.
         with self._store.owner_serialized(owner) as store:
-            try:
-                stored = self._store_turn(store, frame, request, owner)
-            except _LostRace:  # the concurrent request's turn is ours too: answer with it
-                stored = self._store_turn(store, frame, request, owner)
+            stored = self._store_turn(store, frame, request, owner)
             if stored.needs_enqueue:
                 self._enqueue(store, stored, request, owner)
         return Ack(
@@ -303,47 +297,37 @@ class Gateway:
         )
 
     def _store_turn(
-        self, store: ChatStore, frame: SendMessage, request: WebSocketEvent, owner: Owner
+        self, store: GatewayStore, frame: SendMessage, request: WebSocketEvent, owner: Owner
     ) -> _StoredTurn:
         now = self._clock()
         with store.unit_of_work() as repo:
-            existing = repo.find_turn_by_client_message_id(owner, frame.client_message_id)
-            if existing is not None:
-                return self._retried(repo, existing, frame, request, owner)
-            self._check_limits(repo, owner, now)
+            conversation = None
             if frame.conversation_id is not None:
                 conversation = repo.find_conversation(owner, frame.conversation_id)
                 if conversation is None:
                     raise FrameError(ErrorCode.NOT_FOUND, NO_SUCH_CONVERSATION)
-                # History orders by created_at: never before the conversation's last turn, even if
-                # this process's clock is behind the one that stored it.
-                now = max(now, conversation.updated_at + timedelta(microseconds=1))
-            else:
-                conversation = repo.create_conversation(owner, frame.text, now)
-            turn, created = repo.create_turn(
-                owner, conversation, frame.client_message_id, frame.text, request.connection_id or None, now
-            )
-            if not created:
-                raise _LostRace  # rolls back the conversation this request may have just created
-            return _StoredTurn(turn.id, conversation.id, needs_enqueue=True)
+            try:
+                turn, created = repo.create_turn(
+                    owner,
+                    conversation,
+                    frame.client_message_id,
+                    frame.text,
+                    request.connection_id or None,
+                    now,
+                    admit=lambda: self._check_limits(repo, owner, now),  # only for a new message
+                )
+            except ClientMessageIdReused:
+                raise FrameError(
+                    ErrorCode.CONFLICT,
+                    "This clientMessageId was already used for a different message: "
+                    "use a new clientMessageId for a new message.",
+                ) from None
+            # A retry gets the same answer; a turn stored but never queued (a crash or a queue
+            # failure last time) is queued now.
+            needs_enqueue = created or (turn.enqueued_at is None and not turn.status.is_terminal)
+            return _StoredTurn(turn.id, turn.conversation_id, needs_enqueue)
 
-    def _retried(
-        self, repo: ChatRepository, turn: Turn, frame: SendMessage, request: WebSocketEvent, owner: Owner
-    ) -> _StoredTurn:
-        """A clientMessageId seen before: the same answer, and the retrying connection hears the turn."""
-        if turn.user_text != frame.text or frame.conversation_id not in (None, turn.conversation_id):
-            raise FrameError(
-                ErrorCode.CONFLICT,
-                "This clientMessageId was already used for a different message: "
-                "use a new clientMessageId for a new message.",
-            )
-        if request.connection_id:
-            repo.add_listener(owner, turn.id, request.connection_id)
-        # Stored but never queued (a crash or a queue failure last time): queue it now.
-        needs_enqueue = turn.enqueued_at is None and not turn.turn_status.is_terminal
-        return _StoredTurn(turn.id, turn.conversation_id, needs_enqueue)
-
-    def _check_limits(self, repo: ChatRepository, owner: Owner, now: datetime) -> None:
+    def _check_limits(self, repo: GatewayRepository, owner: Owner, now: datetime) -> None:
         # Both are "wait, then send again" conditions, so both answer rate_limited with retryable=true.
         open_turns = repo.count_open_turns_since(owner, now - self._limits.open_turn_window, now)
         if open_turns >= self._limits.max_open_turns:
@@ -362,7 +346,9 @@ class Gateway:
                 retryable=True,
             )
 
-    def _enqueue(self, store: ChatStore, stored: _StoredTurn, request: WebSocketEvent, owner: Owner) -> None:
+    def _enqueue(
+        self, store: GatewayStore, stored: _StoredTurn, request: WebSocketEvent, owner: Owner
+    ) -> None:
         turn_request = TurnRequest(
             turn_id=stored.turn_id,
             conversation_id=stored.conversation_id,
@@ -404,7 +390,7 @@ class Gateway:
                 turn_id=turn.id,
                 attempt=turn.attempt,
                 seq=turn.last_seq,
-                status=turn.turn_status,
+                status=turn.status,
                 text=turn.assistant_text,
             )
 
@@ -486,7 +472,7 @@ def _history_turn(turn: Turn) -> HistoryTurn:
         usage = Usage(input_tokens=turn.input_tokens or 0, output_tokens=turn.output_tokens or 0)
     return HistoryTurn(
         turn_id=turn.id,
-        status=turn.turn_status,
+        status=turn.status,
         user_text=turn.user_text,
         assistant_text=turn.assistant_text,
         model=turn.model_id,

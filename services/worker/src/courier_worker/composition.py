@@ -7,6 +7,7 @@ an engine on their database; in AWS everything is built from the settings.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 import uuid
@@ -18,11 +19,14 @@ from typing import Any, TypeVar
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
+    ExceptionInfo,
+    FailureResponse,
     SqsFifoPartialProcessor,
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from pydantic import ValidationError
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from pydantic import Json, ValidationError
 from sqlalchemy import Engine
 from strands.models import Model
 
@@ -46,6 +50,59 @@ MAX_RETRY_BACKOFF_S = 60
 # A dead-letter record that cannot be read stays in the DLQ for a person; it is looked at again
 # after this long (SQS's maximum visibility timeout), with one more log line.
 UNREADABLE_DEAD_LETTER_VISIBILITY_S = 12 * 3600
+
+
+class TurnRequestRecord(SqsRecordModel):
+    """An SQS record whose body is a turn request: the batch processors validate it (model=...)."""
+
+    body: Json[TurnRequest]  # the body, parsed
+
+
+# A record whose body is not a TurnRequest: Powertools fails it before our handler sees it.
+OnUnreadable = Callable[[SQSRecord, ValidationError], None]
+
+
+def _unreadable_error(record: Any, exception: ExceptionInfo) -> ValidationError | None:
+    """The ValidationError of a record Powertools could not read as a TurnRequestRecord (it passes
+    those on as a plain SQSRecord), else None."""
+    error = exception[1]
+    return error if isinstance(record, SQSRecord) and isinstance(error, ValidationError) else None
+
+
+class TurnRecordProcessor(SqsFifoPartialProcessor):
+    """The turn queue's processor: FIFO, a failed record fails the rest of its message group, and
+    an unreadable record is reported to `on_unreadable` (logged with its message id) as it fails."""
+
+    def __init__(self, on_unreadable: OnUnreadable) -> None:
+        super().__init__(model=TurnRequestRecord, skip_group_on_error=True)
+        self._on_unreadable = on_unreadable
+
+    def _process_record(self, record: dict[str, Any]) -> Any:
+        try:
+            return super()._process_record(record)  # type: ignore[no-untyped-call]
+        except ValidationError:
+            # Powertools reads a record skipped after its group failed with the model, outside its
+            # own guard: an unreadable one would fail the whole batch. It fails alone instead.
+            return self.failure_handler(SQSRecord(record), sys.exc_info())
+
+    def failure_handler(self, record: Any, exception: ExceptionInfo) -> FailureResponse:
+        if (error := _unreadable_error(record, exception)) is not None:
+            self._on_unreadable(record, error)
+        return super().failure_handler(record, exception)
+
+
+class DeadLetterProcessor(BatchProcessor):
+    """The dead-letter queue's processor (standard SQS semantics), reading records as the turn
+    queue's processor does."""
+
+    def __init__(self, on_unreadable: OnUnreadable) -> None:
+        super().__init__(EventType.SQS, model=TurnRequestRecord)
+        self._on_unreadable = on_unreadable
+
+    def failure_handler(self, record: Any, exception: ExceptionInfo) -> FailureResponse:
+        if (error := _unreadable_error(record, exception)) is not None:
+            self._on_unreadable(record, error)
+        return super().failure_handler(record, exception)
 
 
 def run_coroutine(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -105,11 +162,14 @@ class Worker:
             r.get("eventSourceARN") == self.dead_letter_queue_arn for r in records
         )
         processor: BatchProcessor
+        record_handler: Callable[[TurnRequestRecord], None]
         if dead_letters:  # one event comes from one event source mapping
-            processor, record_handler = BatchProcessor(EventType.SQS), self._process_dead_letter
+            # Unreadable, it stays in the DLQ for a person: looked at again in 12 hours.
+            processor = DeadLetterProcessor(self._unreadable(UNREADABLE_DEAD_LETTER_VISIBILITY_S))
+            record_handler = self._process_dead_letter
         else:
-            processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-            record_handler = self._process_record
+            # Unreadable: on to the DLQ quickly, not every visibility timeout.
+            processor, record_handler = TurnRecordProcessor(self._unreadable(0)), self._process_record
         processor.raise_on_entire_batch_failure = False  # report the failures; never fail the batch blindly
         try:
             response = process_partial_response(
@@ -133,13 +193,13 @@ class Worker:
             return None
         return self.runner.clock() + int(remaining()) / 1000
 
-    def _process_record(self, record: SQSRecord) -> None:
-        request = self._read(record, retry_in=0)  # unreadable: on to the DLQ quickly, not every 12 minutes
+    def _process_record(self, record: TurnRequestRecord) -> None:
+        request = record.body
         keys = {
             "turn_id": str(request.turn_id),
             "conversation_id": str(request.conversation_id),
             "connection_id": request.origin_connection_id,
-            "message_id": record.message_id,
+            "message_id": record.messageId,
         }
         logger.append_keys(**keys)
         try:
@@ -150,7 +210,7 @@ class Worker:
                     raise RetryLater("deadline", 0)
             report = run_coroutine(lambda: self.runner.run(request, deadline=self._deadline))
         except RetryLater as retry:
-            self._retry_in[record.message_id] = delay = self._backoff(record, retry)
+            self._retry_in[record.messageId] = delay = self._backoff(record, retry)
             logger.info("record handed back for a retry", extra={"reason": retry.reason, "retry_in_s": delay})
             raise
         finally:
@@ -158,15 +218,15 @@ class Worker:
         self.reports.append(report)
         self._publish_metrics(report)
 
-    def _process_dead_letter(self, record: SQSRecord) -> None:
+    def _process_dead_letter(self, record: TurnRequestRecord) -> None:
         """A record the turn queue gave up on: its turn ends `failed`, its listeners are told."""
-        request = self._read(record, retry_in=UNREADABLE_DEAD_LETTER_VISIBILITY_S)
-        keys = {"turn_id": str(request.turn_id), "message_id": record.message_id}
+        request = record.body
+        keys = {"turn_id": str(request.turn_id), "message_id": record.messageId}
         logger.append_keys(**keys)
         try:
             status = run_coroutine(lambda: self.runner.ender().end_dead_lettered(request))
         except Exception:
-            self._retry_in[record.message_id] = self._backoff(record, RetryLater("dead_letter_failed"))
+            self._retry_in[record.messageId] = self._backoff(record, RetryLater("dead_letter_failed"))
             logger.exception("could not end a dead-lettered turn: retrying")
             raise
         finally:
@@ -177,30 +237,29 @@ class Worker:
             )
             metrics.add_metric(name="DeadLetteredTurns", unit=MetricUnit.Count, value=1)
 
-    def _read(self, record: SQSRecord, *, retry_in: int) -> TurnRequest:
-        try:
-            return TurnRequest.model_validate_json(record.body)
-        except ValidationError as error:
+    def _unreadable(self, retry_in: int) -> OnUnreadable:
+        def report(record: SQSRecord, error: ValidationError) -> None:
             # The body is not logged (it is not ours to trust); where it broke is.
-            first = error.errors()[0]
+            first = error.errors(include_input=False, include_url=False)[0]
             logger.error(
                 "unreadable turn request: the record fails",
                 extra={
                     "message_id": record.message_id,
                     "event_source_arn": record.event_source_arn,
-                    "receive_count": record.attributes.approximate_receive_count,
+                    "receive_count": (record.get("attributes") or {}).get("ApproximateReceiveCount"),
                     "body_bytes": len(record.body.encode()),
                     "problem": first["type"],
                     "field": ".".join(str(part) for part in first["loc"]),
                 },
             )
             self._retry_in[record.message_id] = retry_in
-            raise
 
-    def _backoff(self, record: SQSRecord, retry: RetryLater) -> int:
+        return report
+
+    def _backoff(self, record: TurnRequestRecord, retry: RetryLater) -> int:
         if retry.delay_s is not None:
             return max(0, min(round(retry.delay_s), MAX_RETRY_BACKOFF_S))
-        receives = int(record.attributes.approximate_receive_count or 1)
+        receives = int(record.attributes.ApproximateReceiveCount or 1)
         return int(min(self.runner.settings.retry_backoff_s * 2 ** (receives - 1), MAX_RETRY_BACKOFF_S))
 
     def _hasten_retries(self, records: list[dict[str, Any]], response: Any) -> None:

@@ -137,10 +137,10 @@ class TurnEnder:
         now = self.wall_clock()
         with self.store.unit_of_work() as repo:
             turn = repo.lock_turn(owner, turn_id)
-            if turn is None or turn.turn_status.is_terminal:
+            if turn is None or turn.status.is_terminal:
                 return None
             lease_live = turn.lease_expires_at is not None and turn.lease_expires_at > now
-            if require_expired_lease and (turn.turn_status is not TurnStatus.STREAMING or lease_live):
+            if require_expired_lease and (turn.status is not TurnStatus.STREAMING or lease_live):
                 return None  # its worker came back (or a retry took it over) since we looked
             cancelled = turn.cancel_requested_at is not None
             status = TurnStatus.CANCELLED if cancelled else TurnStatus.FAILED

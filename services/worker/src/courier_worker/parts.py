@@ -18,6 +18,7 @@ from strands.hooks import (
     HookRegistry,
 )
 
+from courier_shared.db.store import ToolCallRecord
 from courier_shared.protocol import (
     DataToolStatusPart,
     FinishStepPart,
@@ -31,7 +32,6 @@ from courier_shared.protocol import (
 )
 from courier_worker.accounting import UsageMeter
 from courier_worker.observability import logger
-from courier_worker.persistence import ToolCallRecord
 from courier_worker.streaming import Publisher
 from courier_worker.tools import ToolInputError, ToolRegistry, result_output, trim_output, trimmed_input
 

@@ -17,7 +17,15 @@ from typing import Any, TypeVar
 from strands.types.content import Message
 
 from courier_shared.db.models import Turn
-from courier_shared.db.store import ChatStore, Lease, Owner, TurnControl, TurnNotOpen, TurnOutcome
+from courier_shared.db.store import (
+    ChatStore,
+    Lease,
+    Owner,
+    ToolCallRecord,
+    TurnControl,
+    TurnNotOpen,
+    TurnOutcome,
+)
 from courier_shared.protocol import AbortPart
 from courier_shared.turn_states import TurnStatus
 from courier_worker.endings import plan_ending
@@ -47,17 +55,6 @@ class CancelledBeforeStart:
 
     listeners: tuple[str, ...]
     model: str
-
-
-@dataclass
-class ToolCallRecord:
-    seq: int
-    tool_call_id: str
-    tool_name: str
-    tool_input: dict[str, Any]
-    output_summary: str | None = None
-    status: str = "running"
-    duration_ms: int | None = None
 
 
 class TurnDatabase:
@@ -107,7 +104,7 @@ class TurnDatabase:
 
     def _cancelled_before_start(self, repo: Any, model_id: str) -> CancelledBeforeStart | None:
         turn = repo.find_turn(self.owner, self.turn_id)
-        if turn is None or turn.turn_status is not TurnStatus.CANCELLED or turn.attempt != 0:
+        if turn is None or turn.status is not TurnStatus.CANCELLED or turn.attempt != 0:
             return None
         last_seq = plan_ending(self.turn_id, 1, model_id, "", AbortPart()).next_seq - 1
         if not repo.announce_ending_once(self.owner, self.turn_id, 1, last_seq):
@@ -163,16 +160,7 @@ class TurnDatabase:
         with self.store.unit_of_work() as repo:
             repo.finish_turn(self.owner, self.turn_id, outcome, self.wall_clock(), self.lease)
             for call in tool_calls:
-                repo.record_tool_invocation(
-                    self.turn_id,
-                    call.seq,
-                    call.tool_call_id,
-                    call.tool_name,
-                    call.tool_input,
-                    call.output_summary,
-                    call.status,
-                    call.duration_ms,
-                )
+                repo.record_tool_invocation(self.turn_id, call)
 
     async def remove_listener(self, connection_id: str) -> None:
         def remove() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
-    CheckConstraint,
     DateTime,
+    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -55,7 +55,17 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
-STATUSES = ", ".join(f"'{status.value}'" for status in TurnStatus)
+# A VARCHAR(16) with CHECK (status IN (...)) named ck_turns_status_valid, on every engine: the schema
+# migrations 0001/0002 made, so the column reads and writes TurnStatus with no schema change.
+TurnStatusColumn = Enum(
+    TurnStatus,
+    native_enum=False,
+    length=16,
+    values_callable=lambda statuses: [status.value for status in statuses],
+    create_constraint=True,
+    validate_strings=True,
+    name="status_valid",
+)
 
 
 def utcnow() -> datetime:
@@ -90,7 +100,7 @@ class Turn(Base):
     client_message_id: Mapped[uuid.UUID]
     origin_connection_id: Mapped[str | None] = mapped_column(String(128))
     attempt: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(16), default=TurnStatus.QUEUED.value)
+    status: Mapped[TurnStatus] = mapped_column(TurnStatusColumn, default=TurnStatus.QUEUED)
     user_text: Mapped[str] = mapped_column(Text)
     assistant_text: Mapped[str] = mapped_column(Text, default="")
     body_ref: Mapped[str | None] = mapped_column(String(1024))
@@ -116,15 +126,10 @@ class Turn(Base):
 
     __table_args__ = (
         UniqueConstraint("tenant_id", "user_id", "client_message_id"),
-        CheckConstraint(f"status IN ({STATUSES})", name="status_valid"),
         Index(None, "conversation_id", "created_at", "id"),
         Index(None, "tenant_id", "user_id", "created_at"),
         Index(None, "status", "lease_expires_at"),
     )
-
-    @property
-    def turn_status(self) -> TurnStatus:
-        return TurnStatus(self.status)
 
 
 class Connection(Base):

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,11 +25,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from courier_shared.db.models import Connection, Conversation, ToolInvocation, Turn, TurnListener
-from courier_shared.turn_states import OPEN, REMEMBERED, TERMINAL, TurnStatus, sources, values
+from courier_shared.turn_states import REMEMBERED, TERMINAL, TurnStatus, sources, values
 
 T = TypeVar("T")
 TITLE_CHARS = 80
-OPEN_STATUSES = values(OPEN)
 
 
 class Owner(NamedTuple):
@@ -39,6 +38,10 @@ class Owner(NamedTuple):
 
 class InvalidCursor(ValueError):
     """A pagination cursor that Courier did not issue."""
+
+
+class ClientMessageIdReused(ValueError):
+    """A clientMessageId already used for another message (another text or conversation)."""
 
 
 class TurnNotOpen(Exception):
@@ -77,8 +80,8 @@ def in_progress_condition(now: datetime) -> ColumnElement[bool]:
     counting as soon as its lease expires.
     """
     return or_(
-        Turn.status == TurnStatus.QUEUED.value,
-        and_(Turn.status == TurnStatus.STREAMING.value, Turn.lease_expires_at > now),
+        Turn.status == TurnStatus.QUEUED,
+        and_(Turn.status == TurnStatus.STREAMING, Turn.lease_expires_at > now),
     )
 
 
@@ -112,6 +115,19 @@ class TurnOutcome:
     error_code: str | None = None
     error_message: str | None = None
     usage_estimated: bool = False  # the tokens are an estimate: the stream was cut before the model's report
+
+
+@dataclass
+class ToolCallRecord:
+    """One tool call of an attempt, as a tool_invocations row (the worker fills it in as it runs)."""
+
+    seq: int
+    tool_call_id: str
+    tool_name: str
+    tool_input: dict[str, Any]
+    output_summary: str | None = None
+    status: str = "running"
+    duration_ms: int | None = None
 
 
 def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
@@ -225,31 +241,49 @@ class ChatRepository:
     def create_turn(
         self,
         owner: Owner,
-        conversation: Conversation,
+        conversation: Conversation | None,
         client_message_id: uuid.UUID,
         user_text: str,
         origin_connection_id: str | None,
         now: datetime,
+        *,
+        admit: Callable[[], None] | None = None,
     ) -> tuple[Turn, bool]:
-        """Create the turn, or return the one this (owner, client_message_id) already made.
+        """The one place a message becomes a turn, idempotent by (owner, client_message_id).
 
-        Returns (turn, created). Safe under concurrent retries: the unique constraint decides.
+        Returns (turn, created):
+        - a clientMessageId seen before, with the same text (and conversation, when one is given):
+          (that turn, False), and `origin_connection_id` becomes one of its listeners, so a client
+          retrying from a new connection hears the answer; with another text or conversation,
+          ClientMessageIdReused;
+        - else (the new queued turn, True), in `conversation`, or in a new conversation titled by
+          the text when it is None, with `origin_connection_id` listening. `admit`, when given, is
+          called first, only for a new turn: it may raise to refuse it, and nothing is written.
+        Safe under concurrent retries without any lock: the unique constraint decides, and the
+        loser gets the winner's turn (and whatever conversation it made is rolled back).
         """
         existing = self.find_turn_by_client_message_id(owner, client_message_id)
         if existing is not None:
-            return existing, False
-        turn = Turn(
-            id=uuid.uuid4(),
-            conversation_id=conversation.id,
-            tenant_id=owner.tenant_id,
-            user_id=owner.user_id,
-            client_message_id=client_message_id,
-            origin_connection_id=origin_connection_id,
-            user_text=user_text,
-            created_at=now,
-        )
+            return self._retried(owner, existing, conversation, user_text, origin_connection_id), False
+        if conversation is not None:
+            # History orders by created_at: never before the conversation's last turn, even if
+            # this process's clock is behind the one that stored it.
+            now = max(now, conversation.updated_at + timedelta(microseconds=1))
+        if admit is not None:
+            admit()
         try:
             with self._session.begin_nested():
+                target = conversation or self.create_conversation(owner, user_text, now)
+                turn = Turn(
+                    id=uuid.uuid4(),
+                    conversation_id=target.id,
+                    tenant_id=owner.tenant_id,
+                    user_id=owner.user_id,
+                    client_message_id=client_message_id,
+                    origin_connection_id=origin_connection_id,
+                    user_text=user_text,
+                    created_at=now,
+                )
                 self._session.add(turn)
                 if origin_connection_id is not None:
                     self._session.add(TurnListener(turn_id=turn.id, connection_id=origin_connection_id))
@@ -257,9 +291,24 @@ class ChatRepository:
             raced = self.find_turn_by_client_message_id(owner, client_message_id)
             if raced is None:
                 raise
-            return raced, False
-        conversation.updated_at = now
+            return self._retried(owner, raced, conversation, user_text, origin_connection_id), False
+        target.updated_at = now
         return turn, True
+
+    def _retried(
+        self,
+        owner: Owner,
+        turn: Turn,
+        conversation: Conversation | None,
+        user_text: str,
+        origin_connection_id: str | None,
+    ) -> Turn:
+        other_conversation = conversation is not None and conversation.id != turn.conversation_id
+        if turn.user_text != user_text or other_conversation:
+            raise ClientMessageIdReused(str(turn.client_message_id))
+        if origin_connection_id is not None:
+            self.add_listener(owner, turn.id, origin_connection_id)
+        return turn
 
     def find_turn(self, owner: Owner, turn_id: uuid.UUID) -> Turn | None:
         return self._session.scalar(
@@ -317,12 +366,12 @@ class ChatRepository:
         turn = self.find_turn(owner, turn_id)
         if turn is None:
             return None
-        if turn.turn_status.is_terminal:
+        if turn.status.is_terminal:
             return turn
         if turn.cancel_requested_at is None:
             turn.cancel_requested_at = now
-        if turn.turn_status is TurnStatus.QUEUED:  # no worker has it: cancelled at once
-            turn.status = TurnStatus.CANCELLED.value
+        if turn.status is TurnStatus.QUEUED:  # no worker has it: cancelled at once
+            turn.status = TurnStatus.CANCELLED
             turn.stop_reason = "cancelled"
             turn.completed_at = now
         return turn
@@ -387,13 +436,13 @@ class ChatRepository:
         Raises TurnNotOpen for a finished turn, LeaseHeld while another worker's lease is live.
         """
         turn = self.lock_turn(owner, turn_id)
-        if turn is None or not turn.turn_status.may_become(TurnStatus.STREAMING):
+        if turn is None or not turn.status.may_become(TurnStatus.STREAMING):
             raise TurnNotOpen(str(turn_id))
         expires, holder = turn.lease_expires_at, turn.lease_owner
         mine = lease is not None and holder == lease.owner
         if holder is not None and not mine and expires is not None and expires > now:
             raise LeaseHeld(turn_id, expires)
-        turn.status = TurnStatus.STREAMING.value
+        turn.status = TurnStatus.STREAMING
         turn.attempt += 1
         turn.model_id = model_id
         turn.assistant_text = ""
@@ -419,7 +468,7 @@ class ChatRepository:
             Turn.id == turn_id,
             Turn.tenant_id == owner.tenant_id,
             Turn.user_id == owner.user_id,
-            Turn.status == TurnStatus.STREAMING.value,
+            Turn.status == TurnStatus.STREAMING,
         )
         changes: dict[str, Any] = {"assistant_text": text, "last_seq": last_seq}
         if lease is not None:
@@ -473,7 +522,7 @@ class ChatRepository:
             query = query.where(Turn.lease_owner == lease.owner)
         result = self._session.execute(
             query.values(
-                status=outcome.status.value,
+                status=outcome.status,
                 assistant_text=outcome.assistant_text,
                 last_seq=outcome.last_seq,
                 body_ref=outcome.body_ref,
@@ -496,9 +545,9 @@ class ChatRepository:
     def end_turn(self, turn: Turn, outcome: TurnOutcome, attempt: int, now: datetime) -> None:
         """End a turn no worker is streaming (dead-lettered, abandoned, cancelled before it ran):
         `turn` comes from `lock_turn`; its text so far is kept unless the outcome carries more."""
-        if not turn.turn_status.may_become(outcome.status) or not outcome.status.is_terminal:
+        if not turn.status.may_become(outcome.status) or not outcome.status.is_terminal:
             raise TurnNotOpen(str(turn.id))
-        turn.status = outcome.status.value
+        turn.status = outcome.status
         turn.attempt = attempt
         turn.last_seq = outcome.last_seq
         turn.assistant_text = outcome.assistant_text or turn.assistant_text
@@ -537,7 +586,7 @@ class ChatRepository:
         rows = self._session.execute(
             select(Turn.tenant_id, Turn.user_id, Turn.id)
             .where(
-                Turn.status == TurnStatus.STREAMING.value,
+                Turn.status == TurnStatus.STREAMING,
                 or_(Turn.lease_expires_at.is_(None), Turn.lease_expires_at <= now),
             )
             .order_by(Turn.lease_expires_at, Turn.id)
@@ -554,27 +603,17 @@ class ChatRepository:
             .values(updated_at=now)
         )
 
-    def record_tool_invocation(
-        self,
-        turn_id: uuid.UUID,
-        seq: int,
-        tool_call_id: str,
-        tool_name: str,
-        tool_input: dict[str, Any],
-        output_summary: str | None,
-        status: str,
-        duration_ms: int | None,
-    ) -> None:
+    def record_tool_invocation(self, turn_id: uuid.UUID, call: ToolCallRecord) -> None:
         self._session.add(
             ToolInvocation(
                 turn_id=turn_id,
-                seq=seq,
-                tool_call_id=tool_call_id,
-                tool_name=tool_name,
-                input=tool_input,
-                output_summary=output_summary,
-                status=status,
-                duration_ms=duration_ms,
+                seq=call.seq,
+                tool_call_id=call.tool_call_id,
+                tool_name=call.tool_name,
+                input=call.tool_input,
+                output_summary=call.output_summary,
+                status=call.status,
+                duration_ms=call.duration_ms,
             )
         )
 
