@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fakes import MemoryChatStore
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -71,13 +72,10 @@ def postgres_database_factory() -> Iterator[object]:
     admin.dispose()
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A migrated database on each engine (one per session; tests isolate by unique owners)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'courier.db'}"
-    else:
-        url = request.getfixturevalue("postgres_database_factory")()
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated SQLite database (one per session; tests isolate by unique owners)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'courier.db'}"
     migrate(url)
     return url
 
@@ -90,11 +88,42 @@ def postgres_url(postgres_database_factory: object) -> str:
     return url
 
 
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """A migrated database on each engine (one per session; tests isolate by unique owners)."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
+
+
 @pytest.fixture(scope="session")
-def store(database_url: str) -> Iterator[ChatStore]:
-    engine = build_engine(database_url)
-    yield ChatStore(engine)
-    engine.dispose()
+def chat_stores() -> Iterator[Callable[[str], ChatStore]]:
+    """One ChatStore per database URL for the session, disposed at its end."""
+    stores: dict[str, ChatStore] = {}
+
+    def store_on(url: str) -> ChatStore:
+        if url not in stores:
+            stores[url] = ChatStore(build_engine(url))
+        return stores[url]
+
+    yield store_on
+    for opened in stores.values():
+        opened.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def store(database_url: str, chat_stores: Callable[[str], ChatStore]) -> ChatStore:
+    return chat_stores(database_url)
+
+
+@pytest.fixture(params=["sqlite", "postgres", "memory"])
+def any_store(request: pytest.FixtureRequest) -> ChatStore | MemoryChatStore:
+    """The chat store on each engine and the unit tier's in-memory fake: what holds for this
+    fixture holds for the fake too (tests/fakes.py)."""
+    if request.param == "memory":
+        return MemoryChatStore()
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    store_on: Callable[[str], ChatStore] = request.getfixturevalue("chat_stores")
+    return store_on(url)
 
 
 @pytest.fixture

@@ -7,11 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
 
-from courier_shared.db.models import Turn
 from courier_shared.db.store import (
     ChatStore,
+    ClientMessageIdReused,
     InvalidCursor,
     Lease,
     Owner,
@@ -22,6 +21,7 @@ from courier_shared.db.store import (
 from courier_shared.protocol import TurnStatus
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _send(
@@ -49,12 +49,13 @@ def _send(
 
 def _count_turns(store: ChatStore, owner: Owner) -> int:
     with store.unit_of_work() as repo:
-        return (
-            repo._session.scalar(  # test-only peek at the raw row count
-                select(func.count()).select_from(Turn).where(Turn.user_id == owner.user_id)
-            )
-            or 0
-        )
+        return repo.count_turns_since(owner, EPOCH)
+
+
+@pytest.fixture
+def store(any_store: ChatStore) -> ChatStore:
+    """Every test here holds for SQLite, Postgres and the unit tier's in-memory fake."""
+    return any_store
 
 
 def test_same_client_message_id_twice_returns_the_same_turn_and_stores_one_row(store, owner):
@@ -279,3 +280,64 @@ def test_tool_invocations_are_recorded_in_order(store, owner):
             (1, "call-2", {"zone": "UTC"}),
         ]
         assert repo.tool_invocations(Owner("x", "y"), turn_id) == []
+
+
+# ---------------------------------------------------------------- create_turn owns idempotency
+
+
+def test_a_retry_from_another_connection_gets_the_turn_and_that_connection_listens(store, owner):
+    client_message_id = uuid.uuid4()
+    conversation_id, turn_id, _ = _send(store, owner, client_message_id=client_message_id)
+
+    with store.unit_of_work() as repo:
+        turn, created = repo.create_turn(owner, None, client_message_id, "hello", "conn-2", T0)
+
+    assert (turn.id, turn.conversation_id, created) == (turn_id, conversation_id, False)
+    with store.unit_of_work() as repo:
+        assert repo.turn_control(owner, turn_id).listeners == ("conn-1", "conn-2")
+        assert [c.id for c in repo.list_conversations(owner).items] == [conversation_id]  # no new one
+
+
+def test_a_client_message_id_reused_for_another_text_or_conversation_is_refused(store, owner):
+    client_message_id = uuid.uuid4()
+    _send(store, owner, "hello", client_message_id=client_message_id)
+    other_conversation, _, _ = _send(store, owner, "another")
+
+    with pytest.raises(ClientMessageIdReused), store.unit_of_work() as repo:
+        repo.create_turn(owner, None, client_message_id, "hello again", "conn-1", T0)
+    with pytest.raises(ClientMessageIdReused), store.unit_of_work() as repo:
+        conversation = repo.find_conversation(owner, other_conversation)
+        repo.create_turn(owner, conversation, client_message_id, "hello", "conn-1", T0)
+    assert _count_turns(store, owner) == 2
+
+
+def test_admit_is_asked_only_for_a_new_turn_and_its_refusal_writes_nothing(store, owner):
+    client_message_id = uuid.uuid4()
+    _send(store, owner, client_message_id=client_message_id)
+    asked: list[str] = []
+
+    def refuse() -> None:
+        asked.append("asked")
+        raise PermissionError("over the limit")
+
+    with store.unit_of_work() as repo:
+        _, created = repo.create_turn(owner, None, client_message_id, "hello", None, T0, admit=refuse)
+    assert created is False and asked == []
+    with pytest.raises(PermissionError), store.unit_of_work() as repo:
+        repo.create_turn(owner, None, uuid.uuid4(), "new", None, T0, admit=refuse)
+    assert asked == ["asked"] and _count_turns(store, owner) == 1
+    with store.unit_of_work() as repo:
+        assert len(repo.list_conversations(owner).items) == 1
+
+
+def test_a_new_turn_is_never_ordered_before_its_conversations_last_one(store, owner):
+    conversation_id, first, _ = _send(store, owner, "one", at=T0)
+    with store.unit_of_work() as repo:
+        conversation = repo.find_conversation(owner, conversation_id)
+        # This process's clock is a minute behind the one that stored the first turn.
+        second, _ = repo.create_turn(
+            owner, conversation, uuid.uuid4(), "two", None, T0 - timedelta(minutes=1)
+        )
+        second_id = second.id
+    with store.unit_of_work() as repo:
+        assert [t.id for t in repo.history(owner, conversation_id).items] == [first, second_id]

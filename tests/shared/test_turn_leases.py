@@ -6,7 +6,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
 
 from courier_shared.db.models import Turn
 from courier_shared.db.store import (
@@ -16,7 +15,6 @@ from courier_shared.db.store import (
     Owner,
     TurnNotOpen,
     TurnOutcome,
-    in_progress_condition,
 )
 from courier_shared.turn_states import OPEN, TERMINAL, TRANSITIONS, TurnStatus, in_progress, sources
 
@@ -40,13 +38,14 @@ def _turn(store: ChatStore, owner: Owner, turn_id: uuid.UUID) -> Turn:
 
 
 def _in_progress_count(store: ChatStore, owner: Owner, now: datetime) -> int:
-    with store.unit_of_work() as repo:
-        query = (
-            select(func.count())
-            .select_from(Turn)
-            .where(Turn.user_id == owner.user_id, in_progress_condition(now))
-        )
-        return repo._session.scalar(query) or 0  # test-only peek at the raw count
+    with store.unit_of_work() as repo:  # in_progress_condition, as the open-turn limit counts
+        return repo.count_open_turns_since(owner, datetime.min.replace(tzinfo=UTC), now)
+
+
+@pytest.fixture
+def store(any_store: ChatStore) -> ChatStore:
+    """Every test here holds for SQLite, Postgres and the unit tier's in-memory fake."""
+    return any_store
 
 
 def test_every_status_is_named_once_and_the_terminal_ones_go_nowhere() -> None:

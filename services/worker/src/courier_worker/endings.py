@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from courier_shared.db.store import ChatStore, Owner, TurnOutcome
+from courier_shared.db.store import Owner, TurnOutcome
 from courier_shared.protocol import (
     AbortPart,
     ChunkPart,
@@ -29,7 +29,7 @@ from courier_shared.turn_states import TurnStatus
 from courier_worker.accounting import estimate_tokens
 from courier_worker.failures import FAILURES, TurnFailure
 from courier_worker.observability import logger
-from courier_worker.ports import ConnectionPoster
+from courier_worker.ports import ConnectionPoster, TurnStore
 from courier_worker.streaming import Outbox, Publisher
 
 
@@ -86,7 +86,7 @@ class TurnEnder:
     def __init__(
         self,
         *,
-        store: ChatStore,
+        store: TurnStore,
         poster: ConnectionPoster,
         endpoint_url: str | None,
         model_label: str,

@@ -12,13 +12,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from strands.types.content import Message
 
 from courier_shared.db.models import Turn
 from courier_shared.db.store import (
-    ChatStore,
     Lease,
     Owner,
     ToolCallRecord,
@@ -31,6 +30,7 @@ from courier_shared.turn_states import TurnStatus
 from courier_worker.endings import plan_ending
 from courier_worker.failures import is_database_outage
 from courier_worker.observability import logger
+from courier_worker.ports import TurnRepository, TurnStore
 
 T = TypeVar("T")
 # One database call may take this long before it counts as an outage (Postgres' connect timeout is 5 s).
@@ -61,7 +61,7 @@ class TurnDatabase:
     def __init__(
         self,
         *,
-        store: ChatStore,
+        store: TurnStore,
         owner: Owner,
         turn_id: uuid.UUID,
         lease: Lease,
@@ -102,7 +102,7 @@ class TurnDatabase:
             self.writes += 1
         return started
 
-    def _cancelled_before_start(self, repo: Any, model_id: str) -> CancelledBeforeStart | None:
+    def _cancelled_before_start(self, repo: TurnRepository, model_id: str) -> CancelledBeforeStart | None:
         turn = repo.find_turn(self.owner, self.turn_id)
         if turn is None or turn.status is not TurnStatus.CANCELLED or turn.attempt != 0:
             return None

@@ -23,7 +23,7 @@ from strands import Agent
 from strands.models import Model
 from strands.types.exceptions import MaxTokensReachedException
 
-from courier_shared.db.store import ChatStore, Lease, LeaseHeld, Owner, ToolCallRecord, TurnOutcome
+from courier_shared.db.store import Lease, LeaseHeld, Owner, ToolCallRecord, TurnOutcome
 from courier_shared.protocol import (
     AbortPart,
     ChunkPart,
@@ -49,7 +49,7 @@ from courier_worker.failures import (
 from courier_worker.observability import logger
 from courier_worker.parts import AgentHooks, PartWriter
 from courier_worker.persistence import CancelledBeforeStart, StartedTurn, TurnDatabase
-from courier_worker.ports import BodyStore, ConnectionPoster
+from courier_worker.ports import BodyStore, ConnectionPoster, TurnStore
 from courier_worker.settings import WorkerSettings
 from courier_worker.streaming import Outbox, Publisher
 from courier_worker.tools import ToolRegistry
@@ -98,7 +98,7 @@ class TurnRunner:
         self,
         *,
         settings: WorkerSettings,
-        store: ChatStore,
+        store: TurnStore,
         model: Model,
         poster: ConnectionPoster,
         bodies: BodyStore | None,
