@@ -39,7 +39,7 @@ def test_no_declared_function_keeps_a_value_that_names_aws(deployment: Deploymen
         naming_aws = {
             key: value
             for key, value in environment.items()
-            if "amazonaws.com" in value and key != "MODEL_ID" or value.startswith("arn:aws:secretsmanager")
+            if "amazonaws.com" in value or value.startswith("arn:aws:secretsmanager")
         }
         assert naming_aws == {}, spec.name
         assert not any(key.startswith("DB_") and key != "DB_POOL_SIZE" for key in environment), spec.name
