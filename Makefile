@@ -1,4 +1,5 @@
-# Two commands set up a fresh machine: `make dev` runs Courier locally, `make test` runs the tests.
+# Two commands set up a fresh machine: `make dev` runs Courier locally, `make test` runs the tests
+# (lint, typecheck and the three test tiers; each tier alone: `make unit|integration|e2e`).
 # Everything they need is installed by the targets below (uv into .tools/, then one locked venv).
 PYTHON ?= python3
 UV_VERSION := 0.13.9
@@ -6,7 +7,7 @@ UV := .tools/bin/uv
 VENV := .venv
 RUN := $(UV) run --frozen --all-packages
 
-.PHONY: install dev test lint typecheck pytest bench fmt schemas clean browser-deps
+.PHONY: install dev test lint typecheck pytest unit integration e2e bench fmt schemas clean browser-deps
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -29,8 +30,18 @@ typecheck: install
 	$(RUN) mypy shared/src services/authorizer/src services/gateway/src services/worker/src services/migrator/src \
 		local/src infra/src
 
-pytest: install browser-deps
-	$(RUN) python -m pytest
+# The test tiers (CONTRIBUTING.md says what belongs in each). Each runs alone, in its own session.
+PYTEST := $(RUN) python -m pytest
+unit: install
+	$(PYTEST) tests/unit
+
+integration: install
+	$(PYTEST) -m integration
+
+e2e: install browser-deps
+	$(PYTEST) -m e2e
+
+pytest: unit integration e2e
 
 # The browser tests drive Debian's Chromium at /usr/bin/chromium (never `playwright install`).
 # Installed here with apt-get when missing; where apt-get is unavailable the browser tests skip,
@@ -49,7 +60,7 @@ browser-deps:
 		fi; \
 	fi
 
-test: lint typecheck pytest
+test: lint typecheck unit integration e2e
 
 fmt: install
 	$(RUN) ruff format .

@@ -2,6 +2,10 @@
 
 Postgres tests create and drop their own database on the server at TEST_DATABASE_URL. Where no
 server answers they are skipped, loudly; with CI=true a skip like that fails the run instead.
+
+Every test belongs to one tier (CONTRIBUTING.md): `unit` for tests/unit/ (sockets, subprocesses
+and databases refused there: tests/unit/conftest.py), `e2e` for tests/e2e/ and tests/browser/,
+`integration` for everything else; a file may mark itself with another tier explicitly.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import pytest
 from fakes import MemoryChatStore
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from support import FakeClock
 
+from courier_local.edge.sqs import LocalMoto
 from courier_migrator.migrations import upgrade
 from courier_shared.db.engine import build_engine
 from courier_shared.db.store import ChatStore, Owner
@@ -126,10 +132,65 @@ def any_store(request: pytest.FixtureRequest) -> ChatStore | MemoryChatStore:
     return store_on(url)
 
 
+# ---------------------------------------------------------------- AWS: dummy credentials, one moto
+
+DUMMY_AWS_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+@pytest.fixture(autouse=True)
+def dummy_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore signs every request: every test gets credentials that can reach nothing real (and
+    no profile, no instance metadata), so nothing a test does can touch a real AWS account."""
+    for name, value in DUMMY_AWS_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[LocalMoto]:
+    """One moto server over HTTP for the session (SQS, S3, Secrets Manager, Cognito...). moto's state
+    is process-global anyway: tests use unique names."""
+    with LocalMoto() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    """Time that moves only when the test moves it (tests/support.py)."""
+    return FakeClock()
+
+
 @pytest.fixture
 def owner() -> Owner:
     """A user nobody else in the test run is."""
     return Owner(tenant_id="acme", user_id=f"user-{uuid.uuid4().hex[:8]}")
+
+
+TIERS = ("unit", "integration", "e2e")
+TESTS = Path(__file__).resolve().parent
+
+
+def _tier_by_place(path: Path) -> str:
+    top = path.relative_to(TESTS).parts[0]
+    return "unit" if top == "unit" else "e2e" if top in ("e2e", "browser") else "integration"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every test its tier marker, from where it lives unless it names one itself."""
+    for item in items:
+        path = Path(str(item.path))
+        explicit = [marker.name for marker in item.iter_markers() if marker.name in TIERS]
+        if "unit" in explicit and _tier_by_place(path) != "unit":
+            raise pytest.UsageError(f"{item.nodeid}: a unit test lives in tests/unit/ (its guard is there)")
+        if not explicit:
+            item.add_marker(_tier_by_place(path))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -7,7 +7,6 @@ stack's app client allows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -23,16 +22,8 @@ PASSWORD = "Correct-Horse-42"  # meets the stack's policy: 12+ characters, upper
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[LocalMoto]:
-    with LocalMoto(region=REGION) as server:
-        yield server
-
-
 @pytest.fixture
 def cognito(moto: LocalMoto, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", moto.endpoint_url)
     monkeypatch.delenv("COURIER_PASSWORD", raising=False)
     return boto3.client("cognito-idp", region_name=REGION)

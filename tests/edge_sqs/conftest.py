@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -9,15 +8,9 @@ import pytest
 from courier_local.edge.sqs import LocalMoto, QueueUrls, create_turn_queues
 
 
-@pytest.fixture(scope="module")
-def local_moto() -> Iterator[LocalMoto]:
-    with LocalMoto() as moto:
-        yield moto
-
-
 @pytest.fixture
-def sqs(local_moto: LocalMoto) -> Any:
-    return local_moto.client("sqs")
+def sqs(moto: LocalMoto) -> Any:
+    return moto.client("sqs")
 
 
 @pytest.fixture

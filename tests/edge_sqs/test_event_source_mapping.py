@@ -17,6 +17,7 @@ import pytest
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.parser.models import SqsModel
+from support import wait_until
 
 from courier_local.edge.sqs import EventSourceMapping, QueueUrls
 
@@ -33,14 +34,6 @@ def send(
         MessageDeduplicationId=dedup or body,
         **extra,
     )
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 class Recorder:
@@ -299,8 +292,8 @@ def test_stop_ends_a_long_poll_instead_of_waiting_it_out(sqs: Any, turn_queues: 
     assert not stopper.is_alive(), "stop() is waiting out the long poll"
 
 
-def test_local_moto_serves_s3_for_large_bodies(local_moto: Any) -> None:
-    s3 = local_moto.client("s3")
+def test_local_moto_serves_s3_for_large_bodies(moto: Any) -> None:
+    s3 = moto.client("s3")
     s3.create_bucket(Bucket="courier-bodies-test")
     s3.put_object(Bucket="courier-bodies-test", Key="turns/t1.txt", Body=b"a long answer")
     assert s3.get_object(Bucket="courier-bodies-test", Key="turns/t1.txt")["Body"].read() == b"a long answer"

@@ -8,11 +8,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from support import wait_until
 from websockets.exceptions import ConnectionClosed
 
 from courier_local.edge import EdgeEvent
 
-from .conftest import Harness, wait_until
+from .conftest import Harness
 
 
 def test_post_get_delete_then_gone(harness: Harness) -> None:

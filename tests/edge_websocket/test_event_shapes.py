@@ -20,7 +20,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .conftest import Harness, wait_until
+from support import wait_until
+
+from .conftest import Harness
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "aws_events"
 FREE_FORM = {"headers", "multiValueHeaders", "queryStringParameters", "multiValueQueryStringParameters"}

@@ -9,12 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support import wait_until
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Frame, Opcode
 
 from courier_shared.routes import Function
 
-from .conftest import FakeGateway, Harness, wait_until
+from .conftest import FakeGateway, Harness
 
 
 def test_a_flood_on_one_connection_never_takes_the_threads_other_connections_need(

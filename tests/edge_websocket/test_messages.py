@@ -7,11 +7,12 @@ import time
 from collections.abc import Callable
 
 import pytest
+from support import wait_until
 from websockets.exceptions import ConnectionClosed
 
 from courier_shared.routes import ROUTES, Function, Route
 
-from .conftest import Harness, wait_until
+from .conftest import Harness
 
 
 @pytest.mark.parametrize(

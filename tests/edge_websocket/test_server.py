@@ -12,11 +12,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
+from support import wait_until
 from websockets.exceptions import ConnectionClosed
 
 from courier_local.edge import serve
 
-from .conftest import Harness, wait_until
+from .conftest import Harness
 
 
 def test_serve_runs_any_asgi_app_on_a_free_port_and_stops() -> None:

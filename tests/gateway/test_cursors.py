@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -124,13 +123,10 @@ def test_the_settings_need_exactly_one_cursor_key() -> None:
 
 
 @pytest.fixture
-def secrets_manager(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def secrets_manager(monkeypatch: pytest.MonkeyPatch, moto: Any) -> Any:
     """moto's Secrets Manager over HTTP; boto3 (inside Powertools) finds it through the environment."""
-    from courier_local.edge.sqs import LocalMoto
-
-    with LocalMoto() as moto:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto.endpoint_url)
-        yield moto.client("secretsmanager")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto.endpoint_url)
+    return moto.client("secretsmanager")
 
 
 def test_in_aws_the_key_is_read_from_secrets_manager_at_cold_start(secrets_manager: Any, store: Any) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,15 +21,9 @@ from courier_shared.queue import TurnRequest
 from .conftest import Client, gateway_settings, make_owner
 
 
-@pytest.fixture(scope="module")
-def local_moto() -> Iterator[LocalMoto]:
-    with LocalMoto() as moto:
-        yield moto
-
-
 @pytest.fixture
-def queue_url(local_moto: LocalMoto) -> str:
-    sqs = local_moto.client("sqs")
+def queue_url(moto: LocalMoto) -> str:
+    sqs = moto.client("sqs")
     return create_turn_queues(
         sqs, f"gw-{uuid.uuid4().hex[:8]}", visibility_timeout_s=30, max_receive_count=3
     ).queue_url
@@ -69,9 +62,9 @@ def drain(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("crash", ["before-send", "after-send"])
 def test_a_retry_after_a_crash_around_the_enqueue_gives_one_turn_and_one_message(
-    store: ChatStore, local_moto: LocalMoto, queue_url: str, crash: str
+    store: ChatStore, moto: LocalMoto, queue_url: str, crash: str
 ) -> None:
-    sqs = local_moto.client("sqs")
+    sqs = moto.client("sqs")
     queue = CrashingQueue(SqsTurnQueue(sqs, queue_url), crash)
     gateway = build_gateway(gateway_settings(TURN_QUEUE_URL=queue_url), store=store, queue=queue)
     owner = make_owner()

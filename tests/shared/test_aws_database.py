@@ -7,7 +7,6 @@ the password each new connection actually presented) and moto's Secrets Manager 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,21 +18,9 @@ from courier_shared.db.aws import connect
 from courier_shared.settings import DatabaseSettings
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[LocalMoto]:
-    with LocalMoto() as server:
-        yield server
-
-
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch, moto: LocalMoto) -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto.endpoint_url,
-    }.items():
-        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto.endpoint_url)
     monkeypatch.delenv("DATABASE_URL", raising=False)
 
 

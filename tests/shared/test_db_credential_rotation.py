@@ -107,12 +107,6 @@ def password_postgres() -> Iterator[PasswordPostgres]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[LocalMoto]:
-    with LocalMoto() as server:
-        yield server
-
-
 @dataclass
 class Rotation:
     """The role, its secret and a way to rotate both, as RDS's rotation does (database first)."""
@@ -139,9 +133,6 @@ def rotation(
     password_postgres: PasswordPostgres, moto: LocalMoto, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Rotation]:
     for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto.endpoint_url,
         "DB_HOST": "127.0.0.1",
         "DB_PORT": str(password_postgres.port),

@@ -1,18 +1,20 @@
-"""Every client action of the protocol, answered by the gateway Lambda from a real database."""
+"""Every client action of the protocol, answered by the gateway Lambda from the in-memory store.
+
+The same gateway code runs over SQLite and Postgres in tests/gateway/ (concurrency, isolation); the
+store's own behaviour is proven on both engines and on the fake in tests/shared/test_store.py.
+"""
 
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
 import pytest
+from gateway_client import Client, GatewayHarness, make_owner
 
 from courier_shared.db.store import TurnOutcome
 from courier_shared.protocol import TurnStatus, parse_server_frame
-
-from .conftest import Client, GatewayHarness, make_owner
 
 
 def test_connect_registers_the_connection_and_answers_the_courier_subprotocol(
@@ -477,7 +479,9 @@ def test_a_failing_database_answers_internal_and_never_raises(harness: GatewayHa
         harness.queue,
         GatewayLimits(8000, 32 * 1024, 20, 3),
         cursors=CursorSigner(b"k" * 32),
-        fair_use=FrameRateLimiter(per_connection=Rate(5, 20), per_user=Rate(10, 40), clock=time.monotonic),
+        fair_use=FrameRateLimiter(
+            per_connection=Rate(5, 20), per_user=Rate(10, 40), clock=harness.clock.monotonic
+        ),
         clock=harness.clock,
         logger=harness.gateway._logger,
     )

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+from support import FakeClock
 
 from courier_shared.protocol import (
     MAX_FRAME_BYTES,
@@ -28,14 +29,6 @@ from courier_worker.streaming import Outbox, Publisher, split_text
 START = StartPart(message_id="t", message_metadata=StartMetadata(model="m", attempt=1))
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 # ---------------------------------------------------------------- Outbox (pure, fake clock)
 
 
@@ -46,16 +39,16 @@ def test_first_text_is_due_at_once_then_text_waits_one_interval() -> None:
     outbox.push(TextStartPart(id="a"))
     outbox.push_text("a", "Hel")
     assert outbox.due_at() == float("-inf")
-    taken = outbox.take(clock())
+    taken = outbox.take(clock.monotonic())
     assert [f.seq for f in taken] == [0, 1, 2]
     assert taken[2].chunk_part() == TextDeltaPart(id="a", delta="Hel")
 
-    clock.now += 0.01
+    clock.advance(0.01)
     outbox.push_text("a", "lo ")
     outbox.push_text("a", "world")
     assert outbox.due_at() == pytest.approx(1000.1)  # not the first text any more: coalesce
-    clock.now += 0.09
-    taken = outbox.take(clock())
+    clock.advance(0.09)
+    taken = outbox.take(clock.monotonic())
     assert [(f.seq, f.chunk_part()) for f in taken] == [(3, TextDeltaPart(id="a", delta="lo world"))]
 
 
@@ -63,11 +56,11 @@ def test_structural_parts_flush_pending_text_in_order_without_waiting() -> None:
     clock = FakeClock()
     outbox = Outbox(flush_interval_s=0.1)
     outbox.push_text("a", "x")
-    outbox.take(clock())
+    outbox.take(clock.monotonic())
     outbox.push_text("a", "y")
     outbox.push(FinishStepPart())
     assert outbox.due_at() == float("-inf")
-    taken = outbox.take(clock())
+    taken = outbox.take(clock.monotonic())
     assert [f.chunk_part().type for f in taken] == ["text-delta", "finish-step"]
     assert [f.seq for f in taken] == [1, 2]
 
@@ -82,15 +75,15 @@ def test_seq_has_no_gaps_and_text_survives_coalescing() -> None:
         outbox.push_text("a", word)
         if i % 37 == 0:
             outbox.push(FinishStepPart())
-        clock.now += 0.01
+        clock.advance(0.01)
         due = outbox.due_at()
-        if due is not None and due <= clock.now:
-            for frame in outbox.take(clock.now):
+        if due is not None and due <= clock.monotonic():
+            for frame in outbox.take(clock.monotonic()):
                 sent.append(frame.seq)
                 part = frame.chunk_part()
                 if isinstance(part, TextDeltaPart):
                     text.append(part.delta)
-    for frame in outbox.take(clock.now):
+    for frame in outbox.take(clock.monotonic()):
         sent.append(frame.seq)
         part = frame.chunk_part()
         if isinstance(part, TextDeltaPart):
@@ -180,7 +173,7 @@ def make_publisher(
         poster=poster,
         outbox=Outbox(flush_interval_s=interval),
         listeners=listeners,
-        clock=clock,
+        clock=clock.monotonic,
     )
 
 
@@ -217,7 +210,7 @@ async def test_every_listener_gets_every_frame_in_order_and_first_text_at_once()
     await asyncio.sleep(0.01)
     assert text_of(poster.frames_for("a")) == "first"
     # ...and goes out as one frame once it has passed.
-    clock.now += 0.05
+    clock.advance(0.05)
     publisher.emit_text("x", " end")
     await publisher.close()
 
@@ -241,7 +234,7 @@ async def test_slow_posts_merge_text_instead_of_building_a_backlog() -> None:
     publisher.emit_text("x", "0 ")
     await eventually(lambda: poster.entered == 1)
     for i in range(1, 50):  # 100 tokens/s for half a second, all while that post is stuck
-        clock.now += 0.01
+        clock.advance(0.01)
         publisher.emit_text("x", f"{i} ")
         await asyncio.sleep(0)
     poster.release()
@@ -270,7 +263,7 @@ async def test_gone_listener_is_dropped_and_reported_and_others_keep_receiving()
         poster=poster,
         outbox=Outbox(flush_interval_s=0.01),
         listeners=["a", "b"],
-        clock=FakeClock(),
+        clock=FakeClock().monotonic,
         on_listener_count=counts.append,
         on_gone=on_gone,
     )

@@ -1,0 +1,214 @@
+"""The worker's part translation (parts.py): a model's stream becomes the AI SDK chunk parts a
+listener receives, in protocol order, through the turn runner over the in-memory store, a recording
+poster and a scripted model. No database, no network, no Bedrock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from fakes import MemoryChatStore, RecordingPoster
+from support import FakeClock
+from worker.scripted_model import ScriptedModel
+
+from courier_shared.db.store import Owner
+from courier_shared.protocol import TurnStatus
+from courier_shared.queue import TurnRequest
+from courier_worker.accounting import UsageMeter
+from courier_worker.parts import CRASHED_TOOL_TEXT, PartWriter
+from courier_worker.settings import WorkerSettings
+from courier_worker.tools import ToolRegistry, default_tools
+from courier_worker.turn import TurnRunner
+
+pytestmark = pytest.mark.anyio
+OWNER = Owner("acme", "user-1")
+LISTENER = "conn-1="
+
+
+def prepare(model: ScriptedModel, *, tools: ToolRegistry | None = None) -> tuple[Any, ...]:
+    """A queued turn in the in-memory store, and the runner to run it."""
+    store, poster, clock = MemoryChatStore(), RecordingPoster(), FakeClock()
+    with store.unit_of_work() as repo:
+        turn, _ = repo.create_turn(OWNER, None, uuid.uuid4(), "What time is it?", LISTENER, clock())
+        request = TurnRequest(
+            turn_id=turn.id,
+            conversation_id=turn.conversation_id,
+            tenant_id=OWNER.tenant_id,
+            user_id=OWNER.user_id,
+            origin_connection_id=LISTENER,
+            callback_url="https://abc123.execute-api.us-east-1.amazonaws.com/prod",
+        )
+    runner = TurnRunner(
+        settings=WorkerSettings.model_validate({"CONTROL_POLL_MS": 20, "MODEL_RETRY_DELAY_S": 0}),
+        store=store,
+        model=model,
+        poster=poster,
+        bodies=None,
+        tools=tools or default_tools(),
+        clock=clock.monotonic,  # frozen: text after the first coalesces until a structural part
+        wall_clock=clock,
+    )
+    return request, runner, store, poster
+
+
+async def answer(model: ScriptedModel, *, tools: ToolRegistry | None = None) -> tuple[list[Any], Any, Any]:
+    request, runner, store, poster = prepare(model, tools=tools)
+    report = await runner.run(request)
+    frames = poster.frames[LISTENER]
+    assert [f["seq"] for f in frames] == list(range(len(frames)))  # gap-free, in order
+    assert {(f["turnId"], f["attempt"]) for f in frames} == {(str(request.turn_id), 1)}
+    return [f["chunk"] for f in frames], report, (store, request)
+
+
+def types(parts: list[dict[str, Any]]) -> list[str]:
+    return [part["type"] for part in parts]
+
+
+async def test_a_text_answer_is_start_step_text_block_finish() -> None:
+    parts, report, (store, request) = await answer(ScriptedModel([{"text": "It is noon in Paris."}]))
+
+    assert types(parts) == [
+        "start",
+        "start-step",
+        "text-start",
+        *["text-delta"] * (types(parts).count("text-delta")),
+        "text-end",
+        "finish-step",
+        "finish",
+    ]
+    assert "".join(p["delta"] for p in parts if p["type"] == "text-delta") == "It is noon in Paris."
+    assert parts[0]["messageMetadata"] == {"model": "scripted-test-model", "attempt": 1}
+    assert parts[-1]["messageMetadata"]["usage"] == {"inputTokens": 11, "outputTokens": 5}
+    assert report.status is TurnStatus.COMPLETED
+    with store.unit_of_work() as repo:
+        turn = repo.find_turn(OWNER, request.turn_id)
+        assert (turn.status, turn.assistant_text, turn.output_tokens) == (
+            TurnStatus.COMPLETED,
+            "It is noon in Paris.",
+            5,
+        )
+
+
+async def test_a_tool_call_is_its_own_step_with_input_status_and_output() -> None:
+    model = ScriptedModel(
+        [
+            {
+                "text": "Let me look. ",
+                "tool": {"name": "current_time", "input": {"time_zone": "UTC"}, "id": "t1"},
+            },
+            {"text": "Done."},
+        ]
+    )
+    parts, _, (store, request) = await answer(model)
+
+    kinds = [t for t in types(parts) if t != "text-delta"]
+    assert kinds == [
+        "start",
+        "start-step",  # first model call
+        "text-start",
+        "text-end",  # the text block closes before the tool runs
+        "tool-input-available",
+        "data-tool-status",
+        "tool-output-available",
+        "finish-step",
+        "start-step",  # second model call, after the tool's result
+        "text-start",
+        "text-end",
+        "finish-step",
+        "finish",
+    ]
+    tool_input = next(p for p in parts if p["type"] == "tool-input-available")
+    assert (tool_input["toolCallId"], tool_input["toolName"], tool_input["input"]) == (
+        "t1",
+        "current_time",
+        {"time_zone": "UTC"},
+    )
+    status = next(p for p in parts if p["type"] == "data-tool-status")
+    assert status["data"] == {"toolCallId": "t1", "summary": "Checking the time in UTC…"}
+    with store.unit_of_work() as repo:
+        [row] = repo.tool_invocations(OWNER, request.turn_id)
+        assert (row.tool_call_id, row.tool_name, row.status, row.seq) == (
+            "t1",
+            "current_time",
+            "success",
+            types(parts).index("tool-input-available"),
+        )
+
+
+async def test_a_crashing_tool_is_a_tool_output_error_without_its_internals() -> None:
+    from strands import tool
+
+    from courier_worker.tools import CourierTool
+
+    @tool
+    def lookup(query: str) -> str:
+        """Look something up."""
+        raise RuntimeError("postgres://admin:hunter2@db/internal")
+
+    registry = ToolRegistry([CourierTool(tool=lookup, summarize=lambda _input: "Looking it up…")])
+    model = ScriptedModel(
+        [{"tool": {"name": "lookup", "input": {"query": "x"}, "id": "t1"}}, {"text": "Without it, then."}]
+    )
+    parts, _, (store, request) = await answer(model, tools=registry)
+
+    error = next(p for p in parts if p["type"] == "tool-output-error")
+    assert error == {"type": "tool-output-error", "toolCallId": "t1", "errorText": CRASHED_TOOL_TEXT}
+    assert "hunter2" not in str(parts)
+    with store.unit_of_work() as repo:
+        [row] = repo.tool_invocations(OWNER, request.turn_id)
+        assert row.status == "crashed" and "hunter2" not in (row.output_summary or "")
+
+
+class RecordingPublisher:
+    """PartWriter's side of the Publisher: what it emits, in order."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def emit(self, part: Any) -> int:
+        self.parts.append(part.type)
+        return len(self.parts) - 1
+
+    def emit_text(self, text_id: str, delta: str) -> None:
+        self.parts.append(f"delta {text_id} {delta}")
+
+
+def test_each_text_block_gets_its_own_id_and_a_step_closes_its_open_text() -> None:
+    publisher = RecordingPublisher()
+    writer = PartWriter(publisher, UsageMeter())  # type: ignore[arg-type]
+
+    writer.open_step()
+    writer.text("Hel")
+    writer.text("lo")
+    writer.model_event({"contentBlockStop": {"contentBlockIndex": 0}})
+    writer.text("Again")
+    writer.open_step()  # a new model call closes the open text and step first
+    writer.text("")  # nothing: no empty block
+    writer.close_step()
+
+    assert publisher.parts == [
+        "start-step",
+        "text-start",
+        "delta text-0 Hel",
+        "delta text-0 lo",
+        "text-end",
+        "text-start",
+        "delta text-1 Again",
+        "text-end",
+        "finish-step",
+        "start-step",
+        "finish-step",
+    ]
+
+
+def test_the_models_usage_report_wins_over_the_estimate() -> None:
+    meter = UsageMeter()
+    writer = PartWriter(RecordingPublisher(), meter)  # type: ignore[arg-type]
+    meter.model_call_started(projected_input_tokens=7)
+    writer.text("one two three ")
+    estimated = meter.usage()
+    writer.model_event({"metadata": {"usage": {"inputTokens": 7, "outputTokens": 3, "totalTokens": 10}}})
+
+    assert estimated.estimated and meter.usage().output_tokens == 3 and not meter.usage().estimated
