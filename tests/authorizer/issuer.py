@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
+from aws_events import websocket_authorizer
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 ISSUER_AUDIENCE = "courier-web-client"
@@ -120,19 +121,7 @@ def serve_issuer(rsa_key: rsa.RSAPrivateKey) -> Iterator[LocalIssuer]:
 def connect_event(
     *, protocol: str | None = None, query_token: str | None = None, connection_id: str = "conn-1"
 ) -> dict[str, Any]:
-    """A REQUEST authorizer event for $connect, shaped as API Gateway sends it."""
-    headers: dict[str, str] = {"Host": "abc.execute-api.us-east-1.amazonaws.com"}
-    if protocol is not None:
-        headers["Sec-WebSocket-Protocol"] = protocol
-    event: dict[str, Any] = {
-        "type": "REQUEST",
-        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abc/prod/$connect",
-        "headers": headers,
-        "multiValueHeaders": {name: [value] for name, value in headers.items()},
-        "stageVariables": None,
-        "requestContext": {"routeKey": "$connect", "eventType": "CONNECT", "connectionId": connection_id},
-    }
-    if query_token is not None:
-        event["queryStringParameters"] = {"token": query_token}
-        event["multiValueQueryStringParameters"] = {"token": [query_token]}
-    return event
+    """A REQUEST authorizer event for $connect, as API Gateway sends it (tests/aws_events.py)."""
+    headers = {"Sec-WebSocket-Protocol": protocol} if protocol is not None else {}
+    query = {"token": query_token} if query_token is not None else None
+    return websocket_authorizer(connection_id, headers=headers, query=query)

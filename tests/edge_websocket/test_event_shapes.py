@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from aws_events import validate_websocket_event
 from support import wait_until
 
 from .conftest import Harness
@@ -120,3 +121,27 @@ def test_without_a_query_the_connect_event_has_no_query_keys(harness: Harness) -
     assert "queryStringParameters" not in event
     assert "multiValueQueryStringParameters" not in event
     assert harness.authorizer.events[0]["queryStringParameters"] is None
+
+
+def test_every_event_the_local_api_gateway_sends_validates_against_powertools_models(
+    harness: Harness,
+) -> None:
+    """The same models the unit tier's events are checked against (tests/aws_events.py)."""
+    with harness.connect(query="lang=en") as ws:
+        for frame in ('{"action": "ping"}', '{"action": "sendMessage", "text": "hi"}', "not json"):
+            ws.send(frame)
+            ws.recv(timeout=5)
+    with harness.connect(token=None, subprotocols=["courier.v1", "bearer.good"]):
+        pass
+    wait_until(lambda: len(harness.gateway.events_for("$disconnect")) == 2)
+
+    events = list(harness.gateway.events)
+    assert {e["requestContext"]["eventType"] for e in events} == {"CONNECT", "MESSAGE", "DISCONNECT"}
+    assert {e["requestContext"]["routeKey"] for e in events} >= {
+        "$connect",
+        "ping",
+        "sendMessage",
+        "$default",
+    }
+    for event in events:
+        validate_websocket_event(event)  # raises on the first field Powertools would refuse
