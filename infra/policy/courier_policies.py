@@ -23,8 +23,6 @@ from pulumi_policy import (
 # Keep equal to courier_infra.iam.RESOURCELESS_ACTIONS (a test checks).
 RESOURCELESS_ACTIONS = frozenset(
     {
-        "xray:PutTraceSegments",
-        "xray:PutTelemetryRecords",
         "ec2:CreateNetworkInterface",
         "ec2:DescribeNetworkInterfaces",
         "ec2:DescribeSubnets",

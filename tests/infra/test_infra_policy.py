@@ -100,9 +100,9 @@ CASES: list[tuple[str, Callable[..., None], str, dict[str, Any], dict[str, Any]]
         "iam star resource",
         rules.iam_least_privilege,
         "aws:iam/rolePolicy:RolePolicy",
-        iam_policy({"Effect": "Allow", "Action": ["xray:PutTraceSegments"], "Resource": "*"}),
+        iam_policy({"Effect": "Allow", "Action": ["ec2:DescribeSubnets"], "Resource": "*"}),
         iam_policy(
-            {"Effect": "Allow", "Action": ["sqs:SendMessage", "xray:PutTraceSegments"], "Resource": ["*"]}
+            {"Effect": "Allow", "Action": ["sqs:SendMessage", "ec2:DescribeSubnets"], "Resource": ["*"]}
         ),
     ),
     (

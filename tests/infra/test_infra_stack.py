@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,7 +64,7 @@ def by_sid(statements: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 # --- functions -------------------------------------------------------------------------------------------
 
 
-def test_every_function_runs_python_313_on_arm64_with_tracing_and_the_agreed_settings(
+def test_every_function_runs_python_313_on_arm64_without_xray_and_with_the_agreed_settings(
     stage: Recorded,
 ) -> None:
     for service, names in EXPECTED_ENV.items():
@@ -70,7 +72,7 @@ def test_every_function_runs_python_313_on_arm64_with_tracing_and_the_agreed_set
         assert inputs["runtime"] == "python3.13"
         assert inputs["architectures"] == ["arm64"]
         assert inputs["handler"] == f"courier_{service}.handler.lambda_handler"
-        assert inputs["tracingConfig"] == {"mode": "Active"}
+        assert inputs["tracingConfig"] == {"mode": "PassThrough"}
         assert set(inputs["environment"]["variables"]) == names, service
         assert inputs["environment"]["variables"]["STAGE"] == stage.config.stage
         assert inputs["loggingConfig"]["logGroup"] == f"/aws/lambda/courier-{stage.config.stage}-{service}"
@@ -355,8 +357,8 @@ def test_each_role_trusts_only_its_service(stage: Recorded) -> None:
         assert trust == [{"Effect": "Allow", "Principal": {"Service": expected}, "Action": "sts:AssumeRole"}]
 
 
-def test_authorizer_may_only_log_and_trace(stage: Recorded) -> None:
-    assert set(by_sid(policy(stage, "authorizer"))) == {"WriteOwnLogs", "XRayTracing"}
+def test_authorizer_may_only_log(stage: Recorded) -> None:
+    assert set(by_sid(policy(stage, "authorizer"))) == {"WriteOwnLogs"}
     logs = by_sid(policy(stage, "authorizer"))["WriteOwnLogs"]
     assert logs["Resource"] == (
         f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/aws/lambda/courier-{stage.config.stage}-authorizer:log-stream:*"
@@ -367,7 +369,6 @@ def test_gateway_can_send_to_the_queue_but_not_read_it(stage: Recorded) -> None:
     statements = by_sid(policy(stage, "gateway"))
     assert set(statements) == {
         "WriteOwnLogs",
-        "XRayTracing",
         "ManageVpcNetworkInterfaces",
         "ConnectAsApplication",
         "EnqueueTurns",
@@ -389,7 +390,6 @@ def test_worker_gets_exactly_the_catalog_policy_and_its_own_resources(stage: Rec
     named = by_sid([s for s in statements if s not in catalog_statements])
     assert set(named) == {
         "WriteOwnLogs",
-        "XRayTracing",
         "ManageVpcNetworkInterfaces",
         "ConnectAsApplication",
         "ConsumeTurns",
@@ -422,7 +422,6 @@ def test_worker_gets_exactly_the_catalog_policy_and_its_own_resources(stage: Rec
 def test_migrator_reads_only_the_database_secret(stage: Recorded) -> None:
     assert set(by_sid(policy(stage, "migrator"))) == {
         "WriteOwnLogs",
-        "XRayTracing",
         "ManageVpcNetworkInterfaces",
         "ReadDatabaseSecret",
     }
@@ -459,3 +458,15 @@ def test_the_entry_point_builds_with_the_real_migrations_hash(
     assert len(stack_module.migrations_hash()) == 64
     functions = [d for d in monitor.declared.values() if d.type == FUNCTION]
     assert {f.name for f in functions} == {"authorizer", "gateway", "worker", "migrator"}
+
+
+def test_xray_is_off_in_code_infra_and_iam_alike(stage: Recorded) -> None:
+    """No function traces (PassThrough), no role may write traces, and no service has a tracer that
+    would need either: the three agree (infra/src/courier_infra/components/functions.py says why)."""
+    for service in EXPECTED_ENV:
+        assert function(stage, service).inputs["tracingConfig"] == {"mode": "PassThrough"}
+        assert "xray:" not in json.dumps(policy(stage, service)), service
+    root = Path(__file__).resolve().parents[2]
+    sources = [*(root / "services").rglob("*.py"), *(root / "shared").rglob("*.py")]
+    tracer = re.compile(r"\bTracer\(|aws_xray_sdk|capture_lambda_handler")
+    assert [str(path) for path in sources if tracer.search(path.read_text())] == []

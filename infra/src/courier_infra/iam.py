@@ -19,8 +19,6 @@ POLICY_VERSION = "2012-10-17"
 # Every other action in this program names its resources.
 RESOURCELESS_ACTIONS = frozenset(
     {
-        "xray:PutTraceSegments",
-        "xray:PutTelemetryRecords",
         # What AWSLambdaVPCAccessExecutionRole grants, for the ENIs of a function in a VPC.
         "ec2:CreateNetworkInterface",
         "ec2:DescribeNetworkInterfaces",
@@ -61,10 +59,6 @@ def log_statement(log_group_arn: pulumi.Input[str]) -> Statement:
         ["logs:CreateLogStream", "logs:PutLogEvents"],
         pulumi.Output.concat(log_group_arn, ":log-stream:*"),
     )
-
-
-def tracing_statement() -> Statement:
-    return statement("XRayTracing", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*")
 
 
 def vpc_statement() -> Statement:

@@ -1,9 +1,13 @@
 """Functions: one Lambda with its own role, least-privilege inline policy and log group.
 
-Every function gets: Python 3.13 on the stack's architecture (arm64 by default), X-Ray active
-tracing, JSON logs into a log group with the stage's retention, and an inline policy made of
-its own statements plus logging and tracing (and ENI management when it runs in the VPC). The
-role has no managed policies attached, so the inline policy is everything it may do.
+Every function gets: Python 3.13 on the stack's architecture (arm64 by default), JSON logs into a
+log group with the stage's retention, and an inline policy made of its own statements plus logging
+(and ENI management when it runs in the VPC). The role has no managed policies attached, so the
+inline policy is everything it may do.
+
+X-Ray is off (PassThrough, no xray:* permission): the code has no tracer, and what an operator
+watches is in the Powertools logs (request id, cold start) and EMF metrics of each function.
+Active tracing would record only the invocation's own span, which Lambda's metrics already show.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ class LambdaFunction(pulumi.ComponentResource):
         self.role = aws.iam.Role(
             name, assume_role_policy=iam.assume_role_policy("lambda.amazonaws.com"), tags=tags, opts=child
         )
-        base = [iam.log_statement(self.log_group.arn), iam.tracing_statement()]
+        base = [iam.log_statement(self.log_group.arn)]
         if network is not None:
             base.append(iam.vpc_statement())
         self.policy_document = iam.policy_json(base, *statements)
@@ -75,7 +79,7 @@ class LambdaFunction(pulumi.ComponentResource):
             timeout=timeout_seconds,
             memory_size=memory_mb,
             environment={"variables": self.environment},
-            tracing_config={"mode": "Active"},
+            tracing_config={"mode": "PassThrough"},  # X-Ray off: see the module's docstring
             logging_config={"log_format": "JSON", "log_group": self.log_group.name},
             vpc_config=(
                 {
