@@ -1,4 +1,5 @@
-"""Worker tests: anyio on asyncio, dummy AWS credentials (nothing may reach real AWS)."""
+"""Worker tests: anyio on asyncio, the dev stack's Region, and one local stack (`LocalStack`, as
+`courier dev` assembles it) for the session, its queues emptied per test."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import pytest
 from sqlalchemy import Engine
 
 from courier_local.edge.sqs import LocalMoto
+from courier_local.stack import LocalStack, StackOptions
 from courier_shared.db.engine import build_engine
 from courier_shared.db.store import Owner
 
-from .stack import WorkerStack
+from .stack import REGION, WorkerStack
 
 
 @pytest.fixture
@@ -20,17 +22,28 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(autouse=True)
-def _dummy_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+def dummy_aws_credentials(dummy_aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared dummy credentials (tests/conftest.py), in the dev stack's Region, where its queues are."""
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
 
 
 @pytest.fixture(scope="session")
-def moto() -> Iterator[LocalMoto]:
-    with LocalMoto() as server:
-        yield server
+def local_stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The local pipeline from the Pulumi program, without its event source mappings: each test
+    polls the turn queue with the worker it builds."""
+    options = StackOptions(
+        port=0, database_url=postgres_url, state_dir=tmp_path_factory.mktemp("stack"), start_mappings=False
+    )
+    with LocalStack(options) as local:
+        assert local.deployment is not None and local.deployment.region == REGION
+        yield local
+
+
+@pytest.fixture
+def moto(local_stack: LocalStack) -> LocalMoto:
+    moto: LocalMoto = local_stack.moto
+    return moto
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +54,6 @@ def worker_engine(postgres_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def stack(moto: LocalMoto, worker_engine: Engine, owner: Owner) -> Iterator[WorkerStack]:
-    with WorkerStack(moto=moto, engine=worker_engine, owner=owner) as running:
+def stack(local_stack: LocalStack, worker_engine: Engine, owner: Owner) -> Iterator[WorkerStack]:
+    with WorkerStack(local_stack, engine=worker_engine, owner=owner) as running:
         yield running

@@ -30,12 +30,12 @@ def main(config: dict[str, object]) -> None:
     worker = build_worker(
         settings,
         model=ScriptedModel([{"text": str(config["answer"])}], delay_s=float(str(config["delay_s"]))),
-        connections=ApiGatewayConnections(region_name="us-east-1"),
+        connections=ApiGatewayConnections(region_name=settings.aws_region),
         queue=SqsVisibility(endpoint_url=endpoint),
     )
     sqs = boto3.client(
         "sqs",
-        region_name="us-east-1",
+        region_name=str(config["region"]),  # the test stack's, where its queues are
         endpoint_url=endpoint,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",

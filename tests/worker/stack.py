@@ -1,10 +1,13 @@
-"""A small local stack for worker end-to-end tests.
+"""The worker end to end on the one local assembly (`courier_local.stack.LocalStack`, what `courier dev`
+runs, built from the Pulumi program) with the Worker under test polling the declared turn queue.
 
-Real parts: Postgres, moto's SQS (FIFO + DLQ) with the Lambda-style event source mapping, the local
-API Gateway WebSocket API with its @connections HTTP API, boto3 `apigatewaymanagementapi`, and a
-real WebSocket client. The gateway Lambda is replaced by a few lines that do what it does for the
-worker's sake ($connect/$disconnect bookkeeping, cancel, resume), so these tests only fail when the
-worker is wrong; sendMessage is done by `submit()` straight into the store and the queue.
+Real parts: Postgres, moto's SQS with the declared queues (FIFO, visibility, redrive to the DLQ), the
+local API Gateway with the declared routes, the real authorizer and gateway Lambdas behind it (a
+client connects with a dev token; cancel and resume are the gateway's), @connections, and a real
+WebSocket client. The stack's own event source mappings are off (`start_mappings=False`): each test
+starts one for the Worker it builds (scripted model, proxied database, short settings).
+sendMessage is done by `submit()` straight into the store and the queue, so a turn's request is the
+test's to shape (no conversation limits, duplicate deliveries, poison records).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,53 +24,18 @@ from typing import Any
 from sqlalchemy import Engine
 from websockets.sync.client import ClientConnection, connect
 
-from courier_local.edge.server import RunningServer, serve
-from courier_local.edge.sqs import EventSourceMapping, LocalMoto, QueueUrls, create_turn_queues
-from courier_local.edge.websocket_api import LocalWebSocketApi
+from courier_local.edge.sqs import EventSourceMapping, QueueUrls, create_declared_queues
+from courier_local.stack import LocalStack
 from courier_shared.db.store import ChatStore, Owner
-from courier_shared.protocol import Snapshot, TurnStatus, dump_frame
 from courier_shared.queue import TurnRequest
-from courier_shared.routes import Function
 from courier_worker.composition import Worker
 from courier_worker.settings import WorkerSettings
+
+REGION = "eu-west-1"  # the dev stack's Region (Pulumi.dev.yaml): moto's queues live there
 
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-class TestGateway:
-    """The gateway Lambda's bookkeeping that the worker depends on, for one test user."""
-
-    def __init__(self, store: ChatStore, owner: Owner) -> None:
-        self.store = store
-        self.owner = owner
-
-    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        context_ = event["requestContext"]
-        connection_id, route = context_["connectionId"], context_["routeKey"]
-        with self.store.unit_of_work() as repo:
-            if route == "$connect":
-                repo.register_connection(self.owner, connection_id, now())
-            elif route == "$disconnect":
-                repo.unregister_connection(connection_id, now())
-            elif route == "cancel":
-                body = json.loads(event["body"])
-                repo.request_cancel(self.owner, uuid.UUID(body["turnId"]), now())
-                return {"statusCode": 200, "body": json.dumps({"type": "ack", "action": "cancel"})}
-            elif route == "resume":
-                body = json.loads(event["body"])
-                turn = repo.add_listener(self.owner, uuid.UUID(body["turnId"]), connection_id)
-                assert turn is not None
-                snapshot = Snapshot(
-                    turn_id=turn.id,
-                    attempt=max(turn.attempt, 1),
-                    seq=turn.last_seq,
-                    status=TurnStatus(turn.status),
-                    text=turn.assistant_text,
-                )
-                return {"statusCode": 200, "body": dump_frame(snapshot)}
-        return {"statusCode": 200}
 
 
 @dataclass
@@ -109,36 +77,69 @@ def text_of(frames: list[dict[str, Any]]) -> str:
 
 
 class WorkerStack:
-    """Gateway + queue + poller around a Worker, for one test."""
+    """A running LocalStack, for one test: the Worker under test on its turn queue, one test user."""
 
-    def __init__(self, *, moto: LocalMoto, engine: Engine, owner: Owner) -> None:
-        self.moto = moto
+    def __init__(self, local: LocalStack, *, engine: Engine, owner: Owner) -> None:
+        assert local.deployment is not None and local.info is not None
+        self.local = local
+        self.deployment = local.deployment
+        self.moto = local.moto
         self.engine = engine
         self.store = ChatStore(engine)
         self.owner = owner
-        self.sqs = moto.client("sqs")
-        self.api = LocalWebSocketApi(
-            authorizer=None, handlers={Function.GATEWAY: TestGateway(self.store, owner)}
+        self.sqs = local.moto.client("sqs")
+        self.callback_url = local.info.callback_url
+        # The worker's queue: the one the declared mapping to the worker polls, and its DLQ.
+        mapping = next(m for m in self.deployment.event_source_mappings if m.function == "worker")
+        queue = self.deployment.queue_by_arn(mapping.queue_arn)
+        assert queue.dead_letter_target_arn is not None
+        self.turn_queue = queue
+        self.queues = QueueUrls(
+            queue_url=local.queue_urls[queue.name],
+            dlq_url=local.queue_urls[self.deployment.queue_by_arn(queue.dead_letter_target_arn).name],
         )
-        self._exit = ExitStack()
-        self.server: RunningServer | None = None
-        self.queues: QueueUrls | None = None
         self.esm: EventSourceMapping | None = None
 
     def __enter__(self) -> WorkerStack:
-        self.server = self._exit.enter_context(serve(self.api.app))
-        self.queues = create_turn_queues(
-            self.sqs, f"turns-{uuid.uuid4().hex[:10]}", visibility_timeout_s=30, max_receive_count=2
-        )
+        self.reset_queues()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         if self.esm is not None:
             self.esm.stop()
-        self._exit.close()
 
-    def start_worker(self, worker: Worker, *, visibility_timeout_s: int = 1) -> EventSourceMapping:
-        assert self.queues is not None
+    def reset_queues(self) -> None:
+        """The declared queues, empty: deleted and created again as declared (moto refuses a second
+        purge within 60 s, as SQS does, and a purge leaves FIFO deduplication ids behind)."""
+        for url in self.local.queue_urls.values():
+            self.sqs.delete_queue(QueueUrl=url)
+        assert create_declared_queues(self.sqs, self.deployment.queues) == self.local.queue_urls
+
+    @property
+    def max_receive_count(self) -> int:
+        """Deliveries before the queue moves a record to the DLQ, as declared."""
+        assert self.turn_queue.max_receive_count is not None
+        return self.turn_queue.max_receive_count
+
+    def redrive_after(self, deliveries: int) -> None:
+        """Let the turn queue give a record up after `deliveries` (instead of the declared count), for
+        a test about what happens then: the worker's retry backoff doubles with each delivery."""
+        assert self.turn_queue.dead_letter_target_arn is not None
+        policy = {
+            "deadLetterTargetArn": self.turn_queue.dead_letter_target_arn,
+            "maxReceiveCount": deliveries,
+        }
+        self.sqs.set_queue_attributes(
+            QueueUrl=self.queues.queue_url, Attributes={"RedrivePolicy": json.dumps(policy)}
+        )
+
+    def start_worker(
+        self, worker: Worker, *, visibility_timeout_s: int = 1, function_timeout_s: float | None = None
+    ) -> EventSourceMapping:
+        """Poll the turn queue with `worker.handle`, one batch at a time. `visibility_timeout_s` is
+        how long a failed record stays hidden (short: fast retries); `function_timeout_s` is the
+        remaining time each invocation's Lambda context starts with (default: the declared timeout)."""
+        spec = self.deployment.function("worker")
         self.esm = EventSourceMapping(
             self.sqs,
             self.queues.queue_url,
@@ -146,16 +147,25 @@ class WorkerStack:
             visibility_timeout_s=visibility_timeout_s,
             wait_time_s=0.2,
             max_concurrency=1,
+            function_name=spec.function_name,
+            function_timeout_s=function_timeout_s or spec.timeout_s,
         )
         return self.esm.start()
 
     @contextmanager
     def client(self) -> Iterator[Client]:
-        assert self.server is not None
-        before = set(self.api.connection_ids())
-        with connect(self.server.ws_url, compression=None, open_timeout=5) as websocket:
+        """A WebSocket client signed in as the test's user, through the authorizer and the gateway."""
+        assert self.local.info is not None
+        token = self.local.issue_token(user=self.owner.user_id, tenant=self.owner.tenant_id)
+        before = set(self.local.api.connection_ids())
+        with connect(
+            self.local.info.ws_url,
+            subprotocols=["courier.v1", f"bearer.{token}"],  # type: ignore[list-item]
+            compression=None,
+            open_timeout=10,
+        ) as websocket:
             deadline = time.monotonic() + 5
-            while not (new := set(self.api.connection_ids()) - before):
+            while not (new := set(self.local.api.connection_ids()) - before):
                 if time.monotonic() > deadline:
                     raise TimeoutError("the gateway did not register the connection")
                 time.sleep(0.005)
@@ -170,7 +180,6 @@ class WorkerStack:
         enqueue: bool = True,
     ) -> TurnRequest:
         """What the gateway does for sendMessage: store the turn (queued) and enqueue its request."""
-        assert self.server is not None
         with self.store.unit_of_work() as repo:
             conversation = (
                 repo.find_conversation(self.owner, conversation_id) if conversation_id else None
@@ -182,7 +191,7 @@ class WorkerStack:
                 tenant_id=self.owner.tenant_id,
                 user_id=self.owner.user_id,
                 origin_connection_id=connection_id,
-                callback_url=self.server.callback_url,
+                callback_url=self.callback_url,
             )
         if enqueue:
             self.enqueue(
@@ -191,7 +200,6 @@ class WorkerStack:
         return request
 
     def enqueue(self, body: str, *, group_id: str, dedup_id: str) -> None:
-        assert self.queues is not None
         self.sqs.send_message(
             QueueUrl=self.queues.queue_url,
             MessageBody=body,
@@ -200,7 +208,6 @@ class WorkerStack:
         )
 
     def dlq_bodies(self) -> list[str]:
-        assert self.queues is not None
         messages = self.sqs.receive_message(
             QueueUrl=self.queues.dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
         ).get("Messages", [])
@@ -224,7 +231,7 @@ def worker_settings(postgres_url: str, **overrides: object) -> WorkerSettings:
         "CONTROL_POLL_MS": 50,
         "LISTENER_GRACE_S": 0.3,
         "MODEL_RETRY_DELAY_S": 0,
-        "AWS_REGION": "us-east-1",
+        "AWS_REGION": REGION,
     }
     values.update(overrides)
     return WorkerSettings.model_validate(values)

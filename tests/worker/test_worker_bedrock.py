@@ -16,7 +16,7 @@ from courier_worker.adapters import ApiGatewayConnections
 from courier_worker.bedrock import AbortableBedrockModel
 from courier_worker.composition import Worker, build_worker
 
-from .stack import WorkerStack, chunks, text_of, worker_settings
+from .stack import REGION, WorkerStack, chunks, text_of, worker_settings
 
 pytestmark = pytest.mark.postgres
 
@@ -45,7 +45,7 @@ def bedrock_worker(postgres_url: str, engine: Engine, bedrock: LocalBedrock, **s
             MODEL_RETRY_ATTEMPTS=2,
             **settings,
         ),
-        connections=ApiGatewayConnections(region_name="us-east-1"),
+        connections=ApiGatewayConnections(region_name=REGION),
         engine=engine,
     )
     assert isinstance(worker.runner.model, AbortableBedrockModel)

@@ -28,7 +28,7 @@ from courier_worker.composition import Worker, build_worker
 from courier_worker.failures import FAILURES
 
 from .scripted_model import ScriptedModel
-from .stack import Client, WorkerStack, chunks, now, text_of, worker_settings
+from .stack import REGION, Client, WorkerStack, chunks, now, text_of, worker_settings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -44,16 +44,16 @@ def child_settings(postgres_url: str) -> dict[str, object]:
         "SAVE_INTERVAL_S": 0.5,
         "LEASE_S": LEASE_S,
         "DATABASE_OUTAGE_BUDGET_S": 1,
-        "AWS_REGION": "us-east-1",
+        "AWS_REGION": REGION,
     }
 
 
 @contextmanager
 def worker_process(stack: WorkerStack, moto: LocalMoto, postgres_url: str) -> Iterator[subprocess.Popen[str]]:
-    assert stack.queues is not None
     config = {
         "settings": child_settings(postgres_url),
         "sqs_endpoint_url": moto.endpoint_url,
+        "region": REGION,
         "queue_url": stack.queues.queue_url,
         # Longer than the lease: a record that comes back finds its dead worker's lease lapsed.
         "visibility_timeout_s": LEASE_S + 2,
@@ -101,7 +101,7 @@ def make_worker(postgres_url: str, engine: Engine, model: Any, moto: LocalMoto, 
             postgres_url, LEASE_S=LEASE_S, DATABASE_OUTAGE_BUDGET_S=1, SAVE_INTERVAL_S=0.5, **settings
         ),
         model=model,
-        connections=ApiGatewayConnections(region_name="us-east-1"),
+        connections=ApiGatewayConnections(region_name=REGION),
         engine=engine,
         queue=SqsVisibility(endpoint_url=moto.endpoint_url),
     )
@@ -150,7 +150,6 @@ def test_a_killed_worker_s_turns_are_taken_over_by_the_retried_records(
 def test_after_a_crash_that_lost_the_queue_recovery_ends_the_abandoned_turn_with_its_text(
     stack: WorkerStack, postgres_url: str, worker_engine: Engine, moto: LocalMoto
 ) -> None:
-    assert stack.queues is not None
     with stack.client() as client:
         request = stack.submit("Tell me a long story", client.connection_id)
         with worker_process(stack, moto, postgres_url) as child:
@@ -158,14 +157,13 @@ def test_after_a_crash_that_lost_the_queue_recovery_ends_the_abandoned_turn_with
         stack.sqs.purge_queue(QueueUrl=stack.queues.queue_url)  # the queue died with the process
         seen_before = text_of(client.turn_frames(request.turn_id))
         assert in_progress(stack) == 1  # its lease is still live: it counts against the limit
-        assert stack.server is not None
         # Recovery has no record to take a callback URL from: the deployed setting is used.
         recovery = make_worker(
             postgres_url,
             worker_engine,
             ScriptedModel([{"text": "unused"}]),
             moto,
-            CONNECTIONS_ENDPOINT_URL=stack.server.callback_url,
+            CONNECTIONS_ENDPOINT_URL=stack.callback_url,
         )
         deadline = time.monotonic() + 20
         while request.turn_id not in recovery.end_abandoned_turns():  # once its lease has lapsed

@@ -20,7 +20,7 @@ from courier_worker.composition import build_worker
 from courier_worker.failures import FAILURES
 
 from .scripted_model import ScriptedModel
-from .stack import Client, WorkerStack, chunks, text_of, worker_settings
+from .stack import REGION, Client, WorkerStack, chunks, text_of, worker_settings
 from .tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.postgres
@@ -60,7 +60,7 @@ def test_database_down_at_the_start_fails_the_record_and_the_retry_completes(
     worker = build_worker(
         worker_settings(postgres_url),
         model=model,
-        connections=ApiGatewayConnections(region_name="us-east-1"),
+        connections=ApiGatewayConnections(region_name=REGION),
         engine=proxied_engine,
         queue=SqsVisibility(endpoint_url=moto.endpoint_url),
     )
@@ -108,7 +108,7 @@ def test_database_connections_terminated_mid_answer_do_not_stop_the_answer(
     worker = build_worker(
         worker_settings(postgres_url, SAVE_INTERVAL_S=0.3),  # many saves run into the terminations
         model=model,
-        connections=ApiGatewayConnections(region_name="us-east-1"),
+        connections=ApiGatewayConnections(region_name=REGION),
         engine=engine,
         queue=SqsVisibility(endpoint_url=moto.endpoint_url),
     )
@@ -152,7 +152,7 @@ def test_database_refusing_connections_mid_answer_the_text_flows_and_the_end_wai
     worker = build_worker(
         worker_settings(postgres_url),
         model=model,
-        connections=ApiGatewayConnections(region_name="us-east-1"),
+        connections=ApiGatewayConnections(region_name=REGION),
         engine=proxied_engine,
         queue=SqsVisibility(endpoint_url=moto.endpoint_url),
     )
@@ -194,7 +194,7 @@ def test_an_outage_longer_than_the_budget_ends_the_attempt_with_an_error_and_ret
             postgres_url, DATABASE_OUTAGE_BUDGET_S=1, LEASE_S=5, SAVE_INTERVAL_S=0.5, RETRY_BACKOFF_S=1
         ),
         model=model,
-        connections=ApiGatewayConnections(region_name="us-east-1"),
+        connections=ApiGatewayConnections(region_name=REGION),
         engine=proxied_engine,
         queue=SqsVisibility(endpoint_url=moto.endpoint_url),
     )
@@ -233,7 +233,8 @@ def test_an_outage_longer_than_the_budget_ends_the_attempt_with_an_error_and_ret
 def test_a_dead_lettered_turn_ends_failed_and_its_listener_is_told(
     stack: WorkerStack, postgres_url: str, proxy: TcpProxy, proxied_engine: Engine, moto: LocalMoto
 ) -> None:
-    assert stack.queues is not None
+    # Two deliveries, not the declared five: with the worker's doubling backoff, five take 30 s.
+    stack.redrive_after(2)
     dlq_arn = stack.sqs.get_queue_attributes(QueueUrl=stack.queues.dlq_url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
@@ -241,7 +242,7 @@ def test_a_dead_lettered_turn_ends_failed_and_its_listener_is_told(
     worker = build_worker(
         worker_settings(postgres_url, RETRY_BACKOFF_S=1, DEAD_LETTER_QUEUE_ARN=dlq_arn),
         model=model,
-        connections=ApiGatewayConnections(region_name="us-east-1"),
+        connections=ApiGatewayConnections(region_name=REGION),
         engine=proxied_engine,
         queue=SqsVisibility(endpoint_url=moto.endpoint_url),
     )
@@ -251,7 +252,7 @@ def test_a_dead_lettered_turn_ends_failed_and_its_listener_is_told(
     )
     with stack.client() as client, dead_letters:
         request = stack.submit("Are you there?", client.connection_id)
-        proxy.stop()  # every delivery fails until the queue gives up (max_receive_count=2)
+        proxy.stop()  # every delivery fails until the queue gives up
         stack.start_worker(worker, visibility_timeout_s=60)
         wait_for(lambda: dead_letters.invocations >= 1, timeout_s=30)
         proxy.start()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ from courier_worker.composition import Worker, build_worker
 from courier_worker.tools import CourierTool, ToolRegistry
 
 from .scripted_model import ScriptedModel, words
-from .stack import WorkerStack, chunks, text_of, worker_settings
+from .stack import REGION, WorkerStack, chunks, text_of, worker_settings
 
 pytestmark = pytest.mark.postgres
 
@@ -31,7 +30,7 @@ def make_worker(postgres_url: str, engine: Engine, model: Any, **settings: objec
     return build_worker(
         worker_settings(postgres_url, **settings),
         model=model,
-        connections=ApiGatewayConnections(region_name="us-east-1"),
+        connections=ApiGatewayConnections(region_name=REGION),
         engine=engine,
     )
 
@@ -192,8 +191,7 @@ def test_a_resuming_connection_gets_a_snapshot_then_the_rest_gap_free(
 def test_a_large_answer_goes_to_s3_and_comes_back_as_history(
     stack: WorkerStack, postgres_url: str, worker_engine: Engine, moto: LocalMoto
 ) -> None:
-    bucket = f"bodies-{uuid.uuid4().hex[:8]}"
-    moto.client("s3").create_bucket(Bucket=bucket)
+    [bucket] = stack.deployment.buckets  # the declared bodies bucket
     big = "long answer " * 300  # 3.6 KB
     model = ScriptedModel([{"text": big}, {"text": "Short."}])
     worker = make_worker(
@@ -280,7 +278,7 @@ def test_a_crashing_tool_sends_a_tool_error_and_the_answer_goes_on(
     worker = build_worker(
         worker_settings(postgres_url),
         model=model,
-        connections=ApiGatewayConnections(region_name="us-east-1"),
+        connections=ApiGatewayConnections(region_name=REGION),
         engine=worker_engine,
         tools=ToolRegistry([CourierTool(tool=broken, summarize=lambda _: "Trying the broken tool…")]),
     )

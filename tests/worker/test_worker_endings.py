@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from courier_local.edge.sqs import EventSourceMapping, LocalMoto
+from courier_local.edge.sqs import LocalMoto
 from courier_shared.protocol import TurnStatus, parse_server_frame
 from courier_worker.adapters import ApiGatewayConnections, SqsVisibility
 from courier_worker.composition import Worker, build_worker
 from courier_worker.failures import FAILURES
 
 from .scripted_model import ScriptedModel
-from .stack import WorkerStack, chunks, now, text_of, worker_settings
+from .stack import REGION, WorkerStack, chunks, now, text_of, worker_settings
 
 pytestmark = pytest.mark.postgres
 
@@ -29,7 +29,7 @@ def make_worker(postgres_url: str, engine: Engine, model: Any, moto: LocalMoto, 
     return build_worker(
         worker_settings(postgres_url, **settings),
         model=model,
-        connections=ApiGatewayConnections(region_name="us-east-1"),
+        connections=ApiGatewayConnections(region_name=REGION),
         engine=engine,
         queue=SqsVisibility(endpoint_url=moto.endpoint_url),
     )
@@ -108,21 +108,12 @@ def test_the_lambda_deadline_ends_the_turn_with_its_partial_text_and_an_ending(
 ) -> None:
     model = ScriptedModel([{"text": LONG_ANSWER}], delay_s=0.02)  # ~4 s of answer
     worker = make_worker(postgres_url, worker_engine, model, moto, DEADLINE_MARGIN_S=1)
-    assert stack.queues is not None
     # The poller's Lambda context gives each invocation 3 s: the turn must stop 1 s before that.
-    stack.esm = EventSourceMapping(
-        stack.sqs,
-        stack.queues.queue_url,
-        worker.handle,
-        visibility_timeout_s=60,
-        wait_time_s=0.2,
-        max_concurrency=1,
-        function_timeout_s=3,
-    ).start()
+    esm = stack.start_worker(worker, visibility_timeout_s=60, function_timeout_s=3)
     with stack.client() as client:
         request = stack.submit("Write a lot", client.connection_id)
         frames = client.read_until_end(request.turn_id)
-        assert stack.esm.drain(timeout=10)
+        assert esm.drain(timeout=10)
     assert_one_clean_attempt(frames)
     assert parts(frames)[-1] == {"type": "error", "errorText": FAILURES["deadline"].safe_text}
     turn = stack.turn(request.turn_id)
@@ -164,7 +155,6 @@ def test_an_unreadable_record_is_logged_with_its_message_id_and_hurried_to_the_d
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     model = ScriptedModel([{"text": "Fine."}])
-    assert stack.queues is not None
     message_id = stack.sqs.send_message(
         QueueUrl=stack.queues.queue_url,
         MessageBody='{"turn_id": "not a uuid"}',
@@ -177,6 +167,7 @@ def test_an_unreadable_record_is_logged_with_its_message_id_and_hurried_to_the_d
     assert esm.drain(timeout=20)
     assert stack.dlq_bodies() == ['{"turn_id": "not a uuid"}']
     unreadable = [r for r in caplog.records if r.getMessage() == "unreadable turn request: the record fails"]
-    assert len(unreadable) == 2  # max_receive_count=2 deliveries, each logged with its message id
+    # Every delivery until the queue gives up (the declared maxReceiveCount), each with its message id.
+    assert len(unreadable) == stack.max_receive_count
     assert {getattr(r, "message_id", None) for r in unreadable} == {message_id}
     assert all("not a uuid" not in json.dumps(r.__dict__, default=str) for r in unreadable)  # no body

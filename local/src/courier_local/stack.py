@@ -110,6 +110,9 @@ class StackOptions:
     state_dir: Path = STATE_DIR
     flush_interval_ms: int = 100
     worker_concurrency: int | None = None  # None: the event source mapping's maximum concurrency
+    # False: the declared event source mappings are not started (the queues are still created), so
+    # a test can poll the turn queue with a worker it builds itself (scripted model, fake clock...).
+    start_mappings: bool = True
     db_pool_size: int | None = None  # None: each function's default (DB_POOL_SIZE)
     aws_calls_log: Path | None = None  # record every AWS call the functions make (IAM evaluation)
     # The token issuer the authorizer trusts instead of the stack's Cognito pool. None: the dev issuer
@@ -341,10 +344,14 @@ class LocalStack:
         self._stops.append(("moto", self.moto.stop))
         sqs = self.moto.client("sqs")
         self.queue_urls = create_declared_queues(sqs, deployment.queues)
+        s3 = self.moto.client("s3")
         for bucket in deployment.buckets:
-            self.moto.client("s3").create_bucket(
-                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": deployment.region}
-            )
+            try:
+                s3.create_bucket(
+                    Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": deployment.region}
+                )
+            except s3.exceptions.BucketAlreadyOwnedByYou:
+                pass  # moto's state is per process: an earlier stack in this process (tests) made it
 
         # 4. The local API Gateway (routes as declared) and the page, on one port.
         self._step("Starting the local WebSocket gateway")
@@ -431,7 +438,7 @@ class LocalStack:
         from courier_local.edge.sqs import EventSourceMapping
         from courier_local.lambda_runtime import access_key_of
 
-        for declared in deployment.event_source_mappings:
+        for declared in deployment.event_source_mappings if options.start_mappings else ():
             function = self.functions[declared.function]
             queue = deployment.queue_by_arn(declared.queue_arn)
             # Lambda polls with the function's role: the mapping's calls are checked against its policy.
