@@ -3,6 +3,7 @@ unreadable records (no database: the turn runner is a stub)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from aws_events import sqs_event, sqs_record
 from support import FakeClock
 
+from courier_shared.protocol import TurnStatus
 from courier_shared.queue import TurnRequest
 from courier_worker.composition import Worker
 from courier_worker.settings import WorkerSettings
@@ -97,3 +99,62 @@ def test_an_unreadable_record_behind_a_failed_one_of_its_group_fails_alone_not_t
     assert response == {"batchItemFailures": [{"itemIdentifier": "a1"}, {"itemIdentifier": "a2"}]}
     assert runner.ran == [failing, other]
     assert [log.message_id for log in unreadable_logs(caplog)] == ["a2"]  # type: ignore[attr-defined]
+
+
+def emf_metrics(stdout: str) -> dict[str, list[tuple[float, dict[str, str]]]]:
+    """Every EMF metric printed: name → (value, dimensions) of each blob that carries it."""
+    found: dict[str, list[tuple[float, dict[str, str]]]] = {}
+    for line in stdout.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        blob = json.loads(line)
+        [directive] = blob["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == "Courier"
+        dimensions = {name: blob[name] for names in directive["Dimensions"] for name in names}
+        for metric in directive["Metrics"]:
+            values = blob[metric["Name"]]
+            for value in values if isinstance(values, list) else [values]:
+                found.setdefault(metric["Name"], []).append((value, dimensions))
+    return found
+
+
+class ReportingRunner(StubRunner):
+    def __init__(self, reports: dict[uuid.UUID, TurnReport]) -> None:
+        super().__init__(set())
+        self.reports = reports
+
+    async def run(self, request: TurnRequest, *, deadline: float | None = None) -> TurnReport:
+        return self.reports[request.turn_id]
+
+
+def test_every_turn_publishes_what_an_operator_watches(capsys: pytest.CaptureFixture[str]) -> None:
+    done, throttled = uuid.uuid4(), uuid.uuid4()
+    reports = {
+        done: TurnReport(
+            turn_id=done,
+            status=TurnStatus.COMPLETED,
+            posts=10,
+            frames=8,
+            post_latency_ms=12,
+            post_latency_max_ms=40,
+            time_to_first_token_ms=300,
+            output_tokens=42,
+            duration_ms=900,
+        ),
+        throttled: TurnReport(turn_id=throttled, status=TurnStatus.FAILED, error_code="model_throttled"),
+    }
+    event = sqs_event(
+        sqs_record(body(done), group_id="a", message_id="a1"),
+        sqs_record(body(throttled), group_id="b", message_id="b1"),
+    )
+
+    Worker(runner=ReportingRunner(reports)).handle(event)  # type: ignore[arg-type]
+
+    metrics = emf_metrics(capsys.readouterr().out)
+    values = {name: [value for value, _ in seen] for name, seen in metrics.items()}
+    assert values["TimeToFirstToken"] == [300] and values["OutputTokens"] == [42]
+    assert values["PostLatency"] == [12] and values["PostLatencyMax"] == [40]
+    assert sorted(values["FramesPosted"]) == [0, 10]
+    outcomes = sorted(dims["Outcome"] for _, dims in metrics["TurnOutcomes"])
+    assert outcomes == ["completed", "model_throttled"]
+    assert all(dims["service"] == "courier-worker" for seen in metrics.values() for _, dims in seen)

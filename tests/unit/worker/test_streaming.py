@@ -320,3 +320,24 @@ async def test_unreachable_listener_is_picked_up_again_with_a_snapshot() -> None
     frames = poster.frames_for("a")
     snapshot = next(f for f in frames if f["type"] == "snapshot")
     assert snapshot["text"] + text_of(frames) == "lost found"
+
+
+@pytest.mark.anyio
+async def test_the_publisher_measures_its_posts_on_its_clock() -> None:
+    clock = FakeClock()
+    took = [0.04, 0.01]  # what each call "takes": the frames go out one after the other
+
+    class SlowPoster(FakePoster):
+        def post(self, endpoint_url: str, connection_id: str, data: bytes) -> None:
+            clock.advance(took[len(self.posts)])
+            super().post(endpoint_url, connection_id, data)
+
+    publisher = make_publisher(SlowPoster(), ["a"], clock)
+    publisher.start()
+    publisher.emit(START)
+    publisher.emit(FinishStepPart())
+    await publisher.close()
+
+    assert publisher.posts == 2
+    assert publisher.post_seconds_max == pytest.approx(0.04)
+    assert publisher.post_seconds_total == pytest.approx(0.05)

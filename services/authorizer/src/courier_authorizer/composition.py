@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger
 
 from courier_authorizer.authorizer import Authorizer
+from courier_authorizer.observability import logger as service_logger
 from courier_authorizer.settings import DEV_AUDIENCE, DEV_ISSUER, AuthorizerSettings
 from courier_authorizer.verifier import (
     JwksFileKeySource,
@@ -51,4 +52,4 @@ def build_authorizer(
             )
         )
     verifier = TokenVerifier(issuers, leeway_s=settings.leeway_s)
-    return Authorizer(verifier, logger or Logger(service="courier-authorizer"))
+    return Authorizer(verifier, logger or service_logger)

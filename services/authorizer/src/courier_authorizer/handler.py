@@ -9,11 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
+from courier_authorizer.observability import logger
 from courier_shared.lambda_entry import Invoke, LambdaEntry
-
-logger = Logger(service="courier-authorizer")
 
 
 def build(environ: Mapping[str, str]) -> Invoke:

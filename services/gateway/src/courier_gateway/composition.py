@@ -10,6 +10,7 @@ from aws_lambda_powertools import Logger
 from courier_gateway.cursors import CursorSigner
 from courier_gateway.fair_use import FrameRateLimiter, Rate
 from courier_gateway.gateway import Gateway, GatewayLimits
+from courier_gateway.observability import logger as service_logger
 from courier_gateway.ports import GatewayStore
 from courier_gateway.queue import SqsTurnQueue, TurnQueue
 from courier_gateway.settings import GatewaySettings
@@ -55,7 +56,7 @@ def build_gateway(
             clock=lambda: clock().timestamp(),
         ),
         clock=clock,
-        logger=logger or Logger(service="courier-gateway"),
+        logger=logger or service_logger,
     )
 
 

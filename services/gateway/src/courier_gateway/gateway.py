@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from courier_gateway.cursors import CursorSigner, ForgedCursor
 from courier_gateway.events import WebSocketEvent, connect_response, frame_response, refuse_connect
 from courier_gateway.fair_use import FrameRateLimiter
+from courier_gateway.observability import record_refusal
 from courier_gateway.ports import GatewayRepository, GatewayStore
 from courier_gateway.queue import TurnQueue
 from courier_shared.db.models import Turn
@@ -125,6 +126,7 @@ class Gateway:
             return frame_response(dump_frame(self.answer(request)))
         except Exception:  # a bug: the client still gets a server error, never a dropped socket
             self._logger.exception("event failed")
+            record_refusal(ErrorCode.INTERNAL.value)
             context = event.get("requestContext") if isinstance(event, Mapping) else None
             if isinstance(context, Mapping) and context.get("eventType") in ("CONNECT", "DISCONNECT"):
                 return {"statusCode": 500}
@@ -135,10 +137,12 @@ class Gateway:
     def _connect(self, request: WebSocketEvent) -> dict[str, Any]:
         if request.owner is None:  # only reachable if the route lost its authorizer: refuse
             self._logger.warning("connect without identity", extra={"connection_id": request.connection_id})
+            record_refusal(ErrorCode.UNAUTHORIZED.value)
             return {"statusCode": 401}
         if request.offered_subprotocols and SUBPROTOCOL not in request.offered_subprotocols:
             # A browser would fail the handshake on its own; say why while we still can.
             self._logger.info("connect refused", extra={**_who(request), "reason": "no courier.v1"})
+            record_refusal(ErrorCode.BAD_REQUEST.value)
             return refuse_connect(400, NO_COURIER_SUBPROTOCOL)
         try:
             with self._store.unit_of_work() as repo:
@@ -146,6 +150,7 @@ class Gateway:
         except Exception:
             # A server error, never 401/403: clients tell "the service is down" from "your token".
             self._logger.exception("connect failed", extra={"connection_id": request.connection_id})
+            record_refusal(ErrorCode.INTERNAL.value)
             return refuse_connect(500, "Courier cannot accept connections right now: try again shortly.")
         self._logger.info("connected", extra=_who(request))
         return connect_response(request.offered_subprotocols)
@@ -181,6 +186,7 @@ class Gateway:
             self._logger.info(
                 "frame refused", extra={**_who(request), "action": hints[0], "code": error.code.value}
             )
+            record_refusal(error.code.value)
             return Error(
                 code=error.code,
                 message=error.message,
@@ -190,6 +196,7 @@ class Gateway:
             )
         except Exception:
             self._logger.exception("frame failed", extra={**_who(request), "action": hints[0]})
+            record_refusal(ErrorCode.INTERNAL.value)
             return _internal_error(*hints)
         self._logger.info(
             "frame answered", extra={**_who(request), "action": hints[0], "answer": answer.type}

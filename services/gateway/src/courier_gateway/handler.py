@@ -8,11 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_lambda_powertools import Logger
-
+from courier_gateway.observability import logger
 from courier_shared.lambda_entry import Invoke, LambdaEntry
-
-logger = Logger(service="courier-gateway")
 
 
 def build(environ: Mapping[str, str]) -> Invoke:

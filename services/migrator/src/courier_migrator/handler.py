@@ -12,14 +12,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from sqlalchemy import Engine
 
 from courier_migrator.app_role import ensure_app_role
 from courier_migrator.migrations import current_revision, upgrade
+from courier_migrator.observability import logger
 from courier_shared.lambda_entry import Invoke, LambdaEntry
-
-logger = Logger(service="courier-migrator")
 
 
 def migrate(root: Path, engine: Engine, *, app_user: str | None = None) -> dict[str, str | None]:

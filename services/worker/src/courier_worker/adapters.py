@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +18,6 @@ from courier_worker.settings import WorkerSettings
 # exactly what it imports.
 ApiGatewayManagementApiClient = Any
 S3Client = Any
-logger = logging.getLogger(__name__)
 
 # Retried in place (the caller waits, so frames keep their order): throttling and server errors.
 TRANSIENT_CODES = frozenset({"LimitExceededException", "TooManyRequestsException", "ThrottlingException"})

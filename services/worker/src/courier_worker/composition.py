@@ -36,7 +36,7 @@ from courier_shared.queue import TurnRequest
 from courier_worker.adapters import ApiGatewayConnections, SqsVisibility, build_s3_body_store
 from courier_worker.bedrock import build_bedrock_model
 from courier_worker.failures import RetryLater
-from courier_worker.observability import MetricUnit, logger, metrics, record_failure
+from courier_worker.observability import MetricUnit, logger, metrics, record_outcome
 from courier_worker.ports import BodyStore, ConnectionPoster, QueueVisibility
 from courier_worker.settings import WorkerSettings
 from courier_worker.tools import ToolRegistry, default_tools
@@ -236,6 +236,7 @@ class Worker:
                 "dead-lettered turn ended", extra={"turn_id": str(request.turn_id), "status": status}
             )
             metrics.add_metric(name="DeadLetteredTurns", unit=MetricUnit.Count, value=1)
+            record_outcome("dead_lettered")
 
     def _unreadable(self, retry_in: int) -> OnUnreadable:
         def report(record: SQSRecord, error: ValidationError) -> None:
@@ -299,8 +300,12 @@ class Worker:
             metrics.add_metric(
                 name="TimeToFirstToken", unit=MetricUnit.Milliseconds, value=report.time_to_first_token_ms
             )
-        if report.error_code is not None:
-            record_failure(report.error_code)
+        if report.post_latency_ms is not None and report.post_latency_max_ms is not None:
+            metrics.add_metric(name="PostLatency", unit=MetricUnit.Milliseconds, value=report.post_latency_ms)
+            metrics.add_metric(
+                name="PostLatencyMax", unit=MetricUnit.Milliseconds, value=report.post_latency_max_ms
+            )
+        record_outcome(report.error_code or report.status.value)
         logger.info(
             "turn done",
             extra={
@@ -310,6 +315,7 @@ class Worker:
                 "error_code": report.error_code,
                 "frames": report.frames,
                 "posts": report.posts,
+                "post_latency_ms": report.post_latency_ms,
                 "db_writes": report.db_writes,
                 "time_to_first_token_ms": report.time_to_first_token_ms,
                 "output_tokens": report.output_tokens,

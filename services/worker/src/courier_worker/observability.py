@@ -1,6 +1,9 @@
-"""Powertools Logger and Metrics for the worker (JSON logs; EMF metrics in namespace "Courier").
+"""The worker's one Powertools Logger (every module logs through it) and its EMF Metrics
+(namespace "Courier", dimension service=courier-worker).
 
-Never log message text or tokens at INFO: ids, counts and timings only.
+Per turn: TimeToFirstToken, OutputTokens, FramesPosted, PostLatency (mean) and PostLatencyMax of the
+@connections calls, Duration, and TurnOutcomes by Outcome (the error code of a failed turn, else
+its status). Never log message text or tokens: ids, counts and timings only.
 """
 
 from __future__ import annotations
@@ -15,16 +18,16 @@ logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 
-def record_failure(error_code: str) -> None:
-    """One Failures metric with the error code as its own dimension (failures by code)."""
+def record_outcome(outcome: str) -> None:
+    """One TurnOutcomes count with the outcome as its own dimension (turns by how they ended)."""
     with single_metric(
-        name="Failures",
+        name="TurnOutcomes",
         unit=MetricUnit.Count,
         value=1,
         namespace=NAMESPACE,
         default_dimensions={"service": SERVICE},
     ) as metric:
-        metric.add_dimension(name="ErrorCode", value=error_code)
+        metric.add_dimension(name="Outcome", value=outcome)
 
 
-__all__ = ["MetricUnit", "logger", "metrics", "record_failure"]
+__all__ = ["MetricUnit", "logger", "metrics", "record_outcome"]

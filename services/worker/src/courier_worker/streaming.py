@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,9 +28,8 @@ from courier_shared.protocol import (
     TurnStatus,
     dump_frame,
 )
+from courier_worker.observability import logger
 from courier_worker.ports import ConnectionGone, ConnectionPoster, ConnectionUnavailable
-
-logger = logging.getLogger(__name__)
 
 # Room kept for the frame's envelope (type, turnId, attempt, seq, part type and id) around a delta.
 ENVELOPE_BYTES = 512
@@ -193,6 +191,8 @@ class Publisher:
         self.last_sent_seq = -1
         self.frames_sent = 0  # frames taken and delivered (to however many listeners)
         self.posts = 0  # @connections calls made, successful or not
+        self.post_seconds_total = 0.0  # how long those calls took, on `clock`
+        self.post_seconds_max = 0.0
 
     # ------------------------------------------------------------ producer side (event loop thread)
 
@@ -310,6 +310,7 @@ class Publisher:
 
     async def _post_one(self, connection_id: str, data: bytes) -> bool:
         self.posts += 1
+        started = self._clock()
         try:
             await asyncio.to_thread(self._poster.post, self._endpoint_url, connection_id, data)
             return True
@@ -326,6 +327,10 @@ class Publisher:
             # gets a fresh snapshot, so it still ends up with gap-free text.
             logger.warning("listener unreachable", extra={"connection_id": connection_id})
             self._drop(connection_id)
+        finally:
+            took = self._clock() - started
+            self.post_seconds_total += took
+            self.post_seconds_max = max(self.post_seconds_max, took)
         return False
 
     def _drop(self, connection_id: str) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from zoneinfo import ZoneInfo, available_timezones
 from strands import tool
 from strands.types.tools import AgentTool, ToolResult
 
-logger = logging.getLogger(__name__)
+from courier_worker.observability import logger
 
 Summarize = Callable[[dict[str, Any]], str]
 TOOL_OUTPUT_MAX_BYTES = 4 * 1024  # what a tool-output-available chunk may carry

@@ -84,6 +84,8 @@ class TurnReport:
     error_code: str | None = None
     frames: int = 0
     posts: int = 0
+    post_latency_ms: int | None = None  # the mean of the attempt's @connections calls
+    post_latency_max_ms: int | None = None
     db_writes: int = 0
     time_to_first_token_ms: int | None = None
     output_tokens: int | None = None
@@ -509,8 +511,14 @@ class _TurnExecution:
             return
         publisher.emit(final_part)
         await publisher.close()
+        self._report_posts(publisher)
+
+    def _report_posts(self, publisher: Publisher) -> None:
         self.report.frames = publisher.frames_sent
         self.report.posts = publisher.posts
+        if publisher.posts:
+            self.report.post_latency_ms = int(publisher.post_seconds_total / publisher.posts * 1000)
+            self.report.post_latency_max_ms = int(publisher.post_seconds_max * 1000)
 
     async def _end_unstored(self, failure: TurnFailure) -> None:
         """The database is away: tell the listeners at once; the record is retried (`self.retry`)."""
@@ -520,8 +528,7 @@ class _TurnExecution:
         publisher.emit(ErrorPart(error_text=failure.safe_text))
         await publisher.close()
         self.report.error_code = failure.code
-        self.report.frames = publisher.frames_sent
-        self.report.posts = publisher.posts
+        self._report_posts(publisher)
 
     async def _store(
         self,

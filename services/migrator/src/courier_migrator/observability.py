@@ -1,0 +1,7 @@
+"""The migrator's one Powertools Logger: every module logs through it. Never log a password."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger
+
+logger = Logger(service="courier-migrator")
