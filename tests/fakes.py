@@ -26,15 +26,18 @@ from courier_shared.db.store import (
     AbandonedTurn,
     ClientMessageIdReused,
     Lease,
-    LeaseHeld,
     Owner,
     Page,
     ToolCallRecord,
     TurnControl,
     TurnNotOpen,
     TurnOutcome,
+    apply_cancel,
+    apply_end,
+    apply_start,
     decode_cursor,
     encode_cursor,
+    finished_values,
     make_title,
 )
 from courier_shared.queue import TurnRequest
@@ -221,12 +224,8 @@ class MemoryRepository:
 
     def request_cancel(self, owner: Owner, turn_id: uuid.UUID, now: datetime) -> Turn | None:
         turn = self.find_turn(owner, turn_id)
-        if turn is None or turn.status.is_terminal:
-            return turn
-        if turn.cancel_requested_at is None:
-            turn.cancel_requested_at = now
-        if turn.status is TurnStatus.QUEUED:
-            turn.status, turn.stop_reason, turn.completed_at = TurnStatus.CANCELLED, "cancelled", now
+        if turn is not None:
+            apply_cancel(turn, now)
         return turn
 
     def history(
@@ -266,20 +265,9 @@ class MemoryRepository:
         self, owner: Owner, turn_id: uuid.UUID, model_id: str, now: datetime, lease: Lease | None = None
     ) -> Turn:
         turn = self.find_turn(owner, turn_id)
-        if turn is None or not turn.status.may_become(TurnStatus.STREAMING):
+        if turn is None:
             raise TurnNotOpen(str(turn_id))
-        expires, holder = turn.lease_expires_at, turn.lease_owner
-        mine = lease is not None and holder == lease.owner
-        if holder is not None and not mine and expires is not None and expires > now:
-            raise LeaseHeld(turn_id, expires)
-        turn.status = TurnStatus.STREAMING
-        turn.attempt += 1
-        turn.model_id = model_id
-        turn.assistant_text = ""
-        turn.last_seq = -1
-        turn.started_at = turn.started_at or now
-        turn.lease_owner = lease.owner if lease is not None else None
-        turn.lease_expires_at = lease.until(now) if lease is not None else None
+        apply_start(turn, model_id, now, lease)
         return turn
 
     def save_progress(
@@ -332,28 +320,12 @@ class MemoryRepository:
             or (lease is not None and turn.lease_owner != lease.owner)
         ):
             raise TurnNotOpen(str(turn_id))
-        turn.status = outcome.status
-        turn.assistant_text = outcome.assistant_text
-        turn.last_seq = outcome.last_seq
-        turn.body_ref = outcome.body_ref
-        turn.input_tokens, turn.output_tokens = outcome.input_tokens, outcome.output_tokens
-        turn.latency_ms, turn.time_to_first_token_ms = outcome.latency_ms, outcome.time_to_first_token_ms
-        turn.stop_reason, turn.error_code = outcome.stop_reason, outcome.error_code
-        turn.error_message, turn.usage_estimated = outcome.error_message, outcome.usage_estimated
-        turn.completed_at, turn.lease_expires_at = now, None
+        for column, value in finished_values(outcome, now).items():
+            setattr(turn, column, value)
         self._rows.conversations[turn.conversation_id].updated_at = now
 
     def end_turn(self, turn: Turn, outcome: TurnOutcome, attempt: int, now: datetime) -> None:
-        if not turn.status.may_become(outcome.status) or not outcome.status.is_terminal:
-            raise TurnNotOpen(str(turn.id))
-        turn.status = outcome.status
-        turn.attempt = attempt
-        turn.last_seq = outcome.last_seq
-        turn.assistant_text = outcome.assistant_text or turn.assistant_text
-        turn.input_tokens, turn.output_tokens = outcome.input_tokens, outcome.output_tokens
-        turn.usage_estimated, turn.stop_reason = outcome.usage_estimated, outcome.stop_reason
-        turn.error_code, turn.error_message = outcome.error_code, outcome.error_message
-        turn.completed_at, turn.lease_expires_at = now, None
+        apply_end(turn, outcome, attempt, now)
         self._rows.conversations[turn.conversation_id].updated_at = now
 
     def announce_ending_once(self, owner: Owner, turn_id: uuid.UUID, attempt: int, last_seq: int) -> bool:

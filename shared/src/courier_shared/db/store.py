@@ -364,16 +364,8 @@ class ChatRepository:
     def request_cancel(self, owner: Owner, turn_id: uuid.UUID, now: datetime) -> Turn | None:
         """Ask the worker to stop the turn; a queued turn is cancelled at once. None if not theirs."""
         turn = self.find_turn(owner, turn_id)
-        if turn is None:
-            return None
-        if turn.status.is_terminal:
-            return turn
-        if turn.cancel_requested_at is None:
-            turn.cancel_requested_at = now
-        if turn.status is TurnStatus.QUEUED:  # no worker has it: cancelled at once
-            turn.status = TurnStatus.CANCELLED
-            turn.stop_reason = "cancelled"
-            turn.completed_at = now
+        if turn is not None:
+            apply_cancel(turn, now)
         return turn
 
     def history(
@@ -436,20 +428,9 @@ class ChatRepository:
         Raises TurnNotOpen for a finished turn, LeaseHeld while another worker's lease is live.
         """
         turn = self.lock_turn(owner, turn_id)
-        if turn is None or not turn.status.may_become(TurnStatus.STREAMING):
+        if turn is None:
             raise TurnNotOpen(str(turn_id))
-        expires, holder = turn.lease_expires_at, turn.lease_owner
-        mine = lease is not None and holder == lease.owner
-        if holder is not None and not mine and expires is not None and expires > now:
-            raise LeaseHeld(turn_id, expires)
-        turn.status = TurnStatus.STREAMING
-        turn.attempt += 1
-        turn.model_id = model_id
-        turn.assistant_text = ""
-        turn.last_seq = -1
-        turn.started_at = turn.started_at or now
-        turn.lease_owner = lease.owner if lease is not None else None
-        turn.lease_expires_at = lease.until(now) if lease is not None else None
+        apply_start(turn, model_id, now, lease)
         return turn
 
     def save_progress(
@@ -520,24 +501,7 @@ class ChatRepository:
         )
         if lease is not None:
             query = query.where(Turn.lease_owner == lease.owner)
-        result = self._session.execute(
-            query.values(
-                status=outcome.status,
-                assistant_text=outcome.assistant_text,
-                last_seq=outcome.last_seq,
-                body_ref=outcome.body_ref,
-                input_tokens=outcome.input_tokens,
-                output_tokens=outcome.output_tokens,
-                latency_ms=outcome.latency_ms,
-                time_to_first_token_ms=outcome.time_to_first_token_ms,
-                stop_reason=outcome.stop_reason,
-                error_code=outcome.error_code,
-                error_message=outcome.error_message,
-                usage_estimated=outcome.usage_estimated,
-                completed_at=now,
-                lease_expires_at=None,
-            )
-        )
+        result = self._session.execute(query.values(**finished_values(outcome, now)))
         if getattr(result, "rowcount", 1) == 0:
             raise TurnNotOpen(str(turn_id))
         self._touch_conversation(turn_id, now)
@@ -545,20 +509,7 @@ class ChatRepository:
     def end_turn(self, turn: Turn, outcome: TurnOutcome, attempt: int, now: datetime) -> None:
         """End a turn no worker is streaming (dead-lettered, abandoned, cancelled before it ran):
         `turn` comes from `lock_turn`; its text so far is kept unless the outcome carries more."""
-        if not turn.status.may_become(outcome.status) or not outcome.status.is_terminal:
-            raise TurnNotOpen(str(turn.id))
-        turn.status = outcome.status
-        turn.attempt = attempt
-        turn.last_seq = outcome.last_seq
-        turn.assistant_text = outcome.assistant_text or turn.assistant_text
-        turn.input_tokens = outcome.input_tokens
-        turn.output_tokens = outcome.output_tokens
-        turn.usage_estimated = outcome.usage_estimated
-        turn.stop_reason = outcome.stop_reason
-        turn.error_code = outcome.error_code
-        turn.error_message = outcome.error_message
-        turn.completed_at = now
-        turn.lease_expires_at = None
+        apply_end(turn, outcome, attempt, now)
         self._session.flush()
         self._touch_conversation(turn.id, now)
 
@@ -624,6 +575,81 @@ class ChatRepository:
             .where(Turn.id == turn_id, Turn.tenant_id == owner.tenant_id, Turn.user_id == owner.user_id)
             .order_by(ToolInvocation.seq)
         ).all()
+
+
+# ---------------------------------------------------------------- the moves of one turn
+# The state changes the repository makes on a loaded turn, here once for every store (the unit
+# tier's in-memory fake makes them with the same functions).
+
+
+def apply_cancel(turn: Turn, now: datetime) -> None:
+    """Ask the worker to stop; a queued turn (no worker has it) is cancelled at once."""
+    if turn.status.is_terminal:
+        return
+    if turn.cancel_requested_at is None:
+        turn.cancel_requested_at = now
+    if turn.status is TurnStatus.QUEUED:
+        turn.status = TurnStatus.CANCELLED
+        turn.stop_reason = "cancelled"
+        turn.completed_at = now
+
+
+def apply_start(turn: Turn, model_id: str, now: datetime, lease: Lease | None) -> None:
+    """queued|streaming → streaming, next attempt, leased to `lease.owner` (None: unleased).
+    Raises TurnNotOpen for a finished turn, LeaseHeld while another worker's lease is live."""
+    if not turn.status.may_become(TurnStatus.STREAMING):
+        raise TurnNotOpen(str(turn.id))
+    expires, holder = turn.lease_expires_at, turn.lease_owner
+    mine = lease is not None and holder == lease.owner
+    if holder is not None and not mine and expires is not None and expires > now:
+        raise LeaseHeld(turn.id, expires)
+    turn.status = TurnStatus.STREAMING
+    turn.attempt += 1
+    turn.model_id = model_id
+    turn.assistant_text = ""
+    turn.last_seq = -1
+    turn.started_at = turn.started_at or now
+    turn.lease_owner = lease.owner if lease is not None else None
+    turn.lease_expires_at = lease.until(now) if lease is not None else None
+
+
+def apply_end(turn: Turn, outcome: TurnOutcome, attempt: int, now: datetime) -> None:
+    """Open → `outcome.status` (terminal) as `attempt`; the text so far is kept unless the outcome
+    carries more. Raises TurnNotOpen when the turn may not move there."""
+    if not turn.status.may_become(outcome.status) or not outcome.status.is_terminal:
+        raise TurnNotOpen(str(turn.id))
+    turn.status = outcome.status
+    turn.attempt = attempt
+    turn.last_seq = outcome.last_seq
+    turn.assistant_text = outcome.assistant_text or turn.assistant_text
+    turn.input_tokens = outcome.input_tokens
+    turn.output_tokens = outcome.output_tokens
+    turn.usage_estimated = outcome.usage_estimated
+    turn.stop_reason = outcome.stop_reason
+    turn.error_code = outcome.error_code
+    turn.error_message = outcome.error_message
+    turn.completed_at = now
+    turn.lease_expires_at = None
+
+
+def finished_values(outcome: TurnOutcome, now: datetime) -> dict[str, Any]:
+    """The columns `finish_turn` writes: everything the attempt produced."""
+    return {
+        "status": outcome.status,
+        "assistant_text": outcome.assistant_text,
+        "last_seq": outcome.last_seq,
+        "body_ref": outcome.body_ref,
+        "input_tokens": outcome.input_tokens,
+        "output_tokens": outcome.output_tokens,
+        "latency_ms": outcome.latency_ms,
+        "time_to_first_token_ms": outcome.time_to_first_token_ms,
+        "stop_reason": outcome.stop_reason,
+        "error_code": outcome.error_code,
+        "error_message": outcome.error_message,
+        "usage_estimated": outcome.usage_estimated,
+        "completed_at": now,
+        "lease_expires_at": None,
+    }
 
 
 def _owner_key(owner: Owner) -> int:
