@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools import Logger
+from support import FakeClock
 
 from courier_authorizer.authorizer import Authorizer
 from courier_authorizer.composition import build_authorizer
@@ -57,35 +58,29 @@ def test_an_oversized_token_is_refused_before_it_is_decoded(
     assert test_issuer.jwks_requests == []  # not even the keys were fetched
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def rotating_authorizer(
-    issuer: LocalIssuer, clock: Clock, *, max_age_s: float, cooldown_s: float
+    issuer: LocalIssuer, clock: FakeClock, *, max_age_s: float, cooldown_s: float
 ) -> Authorizer:
-    keys = JwksUrlKeySource(issuer.jwks_url, max_age_s=max_age_s, refresh_cooldown_s=cooldown_s, clock=clock)
+    keys = JwksUrlKeySource(
+        issuer.jwks_url, max_age_s=max_age_s, refresh_cooldown_s=cooldown_s, clock=clock.monotonic
+    )
     settings = AuthorizerSettings(JWT_ISSUER=issuer.url, JWT_AUDIENCE=ISSUER_AUDIENCE)
     logger = Logger(service=f"authorizer-test-{uuid.uuid4().hex[:6]}", stream=io.StringIO())
     return build_authorizer(settings, key_source=keys, logger=logger)
 
 
 def test_a_key_the_issuer_removed_is_refused_once_the_cached_set_is_too_old(test_issuer: LocalIssuer) -> None:
-    clock = Clock()
+    clock = FakeClock()
     authorizer = rotating_authorizer(test_issuer, clock, max_age_s=600, cooldown_s=60)
     old_token = test_issuer.token(sub="alice")
     assert authorizer.authorize(bearer(old_token))["context"]["userId"] == "alice"
 
     new_key = new_rsa_key()
     test_issuer.published = {"test-key-2": new_key}  # the issuer rotated: the old key is gone
-    clock.now += 599
+    clock.advance(599)
     assert authorizer.authorize(bearer(old_token))["context"]["userId"] == "alice"  # within the bound
 
-    clock.now += 1
+    clock.advance(1)
     refused(authorizer, bearer(old_token), "no signing key")
     new_token = test_issuer.token(sub="bob", key=new_key, kid="test-key-2")
     assert authorizer.authorize(bearer(new_token))["context"]["userId"] == "bob"
@@ -94,10 +89,10 @@ def test_a_key_the_issuer_removed_is_refused_once_the_cached_set_is_too_old(test
 def test_a_new_kid_is_fetched_at_once_but_made_up_kids_fetch_at_most_once_per_cooldown(
     test_issuer: LocalIssuer,
 ) -> None:
-    clock = Clock()
+    clock = FakeClock()
     authorizer = rotating_authorizer(test_issuer, clock, max_age_s=600, cooldown_s=60)
     authorizer.authorize(bearer(test_issuer.token()))
-    clock.now += 61
+    clock.advance(61)
     new_key = new_rsa_key()
     test_issuer.published = {test_issuer.kid: test_issuer.key, "test-key-2": new_key}
 
@@ -110,19 +105,19 @@ def test_a_new_kid_is_fetched_at_once_but_made_up_kids_fetch_at_most_once_per_co
         refused(authorizer, bearer(made_up), "no signing key")
     assert len(test_issuer.jwks_requests) == 2  # within the cooldown: not one more request
 
-    clock.now += 60
+    clock.advance(60)
     refused(authorizer, bearer(test_issuer.token(kid="another-made-up-kid")), "no signing key")
     assert len(test_issuer.jwks_requests) == 3
 
 
 def test_a_set_too_old_to_trust_that_cannot_be_fetched_is_not_used(test_issuer: LocalIssuer) -> None:
-    clock = Clock()
+    clock = FakeClock()
     authorizer = rotating_authorizer(test_issuer, clock, max_age_s=600, cooldown_s=60)
     token = test_issuer.token()
     authorizer.authorize(bearer(token))
     test_issuer.published = {}  # an issuer that publishes nothing usable
 
-    clock.now += 600
+    clock.advance(600)
 
     refused(authorizer, bearer(token), "unusable")
     refused(authorizer, bearer(token), "no signing key")  # within the cooldown: still not trusted
