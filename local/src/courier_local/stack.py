@@ -11,6 +11,7 @@ Heavy imports (moto, Strands, the services) happen in `LocalStack.start`, so `co
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -346,12 +347,11 @@ class LocalStack:
         self.queue_urls = create_declared_queues(sqs, deployment.queues)
         s3 = self.moto.client("s3")
         for bucket in deployment.buckets:
-            try:
+            # moto's state is per process: an earlier stack in this process (tests) may have made it.
+            with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
                 s3.create_bucket(
                     Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": deployment.region}
                 )
-            except s3.exceptions.BucketAlreadyOwnedByYou:
-                pass  # moto's state is per process: an earlier stack in this process (tests) made it
 
         # 4. The local API Gateway (routes as declared) and the page, on one port.
         self._step("Starting the local WebSocket gateway")
