@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from courier_local.chat_client import (
     TextAppended,
     TextReplaced,
+    ToolFailed,
     ToolFinished,
     ToolStarted,
     TurnEnded,
@@ -170,6 +171,55 @@ def test_tool_activity_is_reported() -> None:
     assert isinstance(updates[0], ToolStarted) and updates[0].tool_name == "current_time"
     assert isinstance(updates[-1], ToolFinished) and updates[-1].output == "12:00"
     assert view.tools["c1"].summary == "Looking up the time in UTC…" and view.tools["c1"].done
+
+
+def test_a_failed_tool_is_done_with_its_error_text() -> None:
+    view = TurnView(TURN)
+    parts = [
+        start(),
+        {"type": "tool-input-available", "toolCallId": "c1", "toolName": "current_time", "input": {}},
+        {"type": "tool-output-error", "toolCallId": "c1", "errorText": "Unknown time zone 'Europe'."},
+    ]
+    updates = [u for seq, part in enumerate(parts) for u in view.apply(chunk(seq, part))]
+    assert updates[-1] == ToolFailed("c1", "Unknown time zone 'Europe'.")
+    assert view.tools["c1"].done and view.tools["c1"].error_text == "Unknown time zone 'Europe'."
+    assert view.ended is None  # the answer goes on
+
+
+def test_a_later_attempt_after_an_error_starts_the_turn_over() -> None:
+    view = TurnView(TURN)
+    failed = [start(), delta("stale "), {"type": "error", "errorText": "The answer will be retried."}]
+    for seq, part in enumerate(failed):
+        view.apply(chunk(seq, part))
+    assert view.ended == TurnEnded("failed", error_text="The answer will be retried.")
+    assert view.may_retry
+
+    assert view.apply(chunk(1, delta("late duplicate"))) == []  # the failed attempt stays ended
+    updates = [u for frame in answer_frames(["fresh"], attempt=2) for u in view.apply(frame)]
+
+    assert updates[0] == TextReplaced("", "retry")
+    assert view.text == "fresh"
+    assert view.ended is not None and view.ended.status == "completed"
+    assert not view.may_retry
+
+
+def test_a_settled_error_and_other_endings_are_final() -> None:
+    settled = TurnView(TURN)
+    for seq, part in enumerate([start(), {"type": "error", "errorText": "The model is busy."}]):
+        settled.apply(chunk(seq, part))
+    settled.settle()  # the stored turn says failed
+    assert settled.apply(chunk(0, start(2), attempt=2)) == []
+    for ending in ({"type": "abort"}, FINISH):
+        view = TurnView(TURN)
+        view.apply(chunk(0, start()))
+        view.apply(chunk(1, ending))
+        assert not view.may_retry
+        assert view.apply(chunk(0, start(2), attempt=2)) == []
+    stored_failed = TurnView(TURN)
+    stored_failed.apply(
+        {"type": "snapshot", "turnId": TURN, "attempt": 1, "seq": 0, "status": "failed", "text": ""}
+    )
+    assert not stored_failed.may_retry
 
 
 def test_frames_of_another_turn_are_ignored() -> None:

@@ -4,9 +4,12 @@ Two layers:
 - `TurnView` folds the server frames of one turn into what a person should see, following the client
   rules of docs/protocol.md: keep the highest attempt, a gap-free `seq` prefix within it, drop
   duplicates and older attempts, let a `snapshot` replace the text, end on `finish`/`abort`/`error`.
+  An `error` may be followed by a later attempt of the same turn (the worker gave up during a
+  database outage and the queue retries it): the view then starts over with that attempt.
   It is pure (no I/O), so the rules are unit-tested on their own.
 - `ChatConnection` is one WebSocket (the `websockets` library) that sends frames and runs a turn to its
-  end, reconnecting and `resume`-ing when the socket drops.
+  end, reconnecting and `resume`-ing when the socket drops, and, after an `error`, asking the stored
+  turn whether it is over or a retry is coming.
 """
 
 from __future__ import annotations
@@ -74,6 +77,21 @@ class ToolFinished:
 
 
 @dataclass(frozen=True)
+class ToolFailed:
+    """The tool failed (`error_text` is safe to show); the answer goes on."""
+
+    tool_call_id: str
+    error_text: str
+
+
+@dataclass(frozen=True)
+class AwaitingRetry:
+    """This attempt failed, but the turn is not over: a later attempt is expected."""
+
+    error_text: str | None
+
+
+@dataclass(frozen=True)
 class TurnEnded:
     """The turn is over. `status` is completed, cancelled, failed or interrupted."""
 
@@ -82,7 +100,16 @@ class TurnEnded:
     metadata: dict[str, Any] | None = None
 
 
-Update = TextAppended | TextReplaced | ToolStarted | ToolStatus | ToolFinished | TurnEnded
+Update = (
+    TextAppended
+    | TextReplaced
+    | ToolStarted
+    | ToolStatus
+    | ToolFinished
+    | ToolFailed
+    | AwaitingRetry
+    | TurnEnded
+)
 
 
 @dataclass
@@ -92,6 +119,7 @@ class ToolActivity:
     input: dict[str, Any]
     summary: str | None = None
     output: Any = None
+    error_text: str | None = None
     done: bool = False
 
 
@@ -107,11 +135,26 @@ class TurnView:
     tools: dict[str, ToolActivity] = field(default_factory=dict)
     ended: TurnEnded | None = None
     _pending: dict[int, dict[str, Any]] = field(default_factory=dict)  # seq → part, beyond a gap
+    # Ended by an `error` chunk: a later attempt may still come and reopen the turn.
+    _error_ended: bool = False
+
+    @property
+    def may_retry(self) -> bool:
+        """The turn ended with an `error` that a later attempt could still replace."""
+        return self.ended is not None and self._error_ended
+
+    def settle(self) -> None:
+        """The stored turn is over: no later attempt will reopen this view."""
+        self._error_ended = False
 
     def apply(self, frame: dict[str, Any]) -> list[Update]:
         """Fold one server frame in; returns what changed, in order. Frames of other turns are ignored."""
-        if frame.get("turnId") != self.turn_id or self.ended is not None:
+        if frame.get("turnId") != self.turn_id:
             return []
+        if self.ended is not None:
+            if not (self._error_ended and int(frame.get("attempt", 0)) > self.attempt):
+                return []
+            self.ended = None  # a later attempt of a turn that failed: it starts over (_new_attempt)
         if frame.get("type") == "chunk":
             return self._apply_chunk(int(frame["attempt"]), int(frame["seq"]), frame["chunk"])
         if frame.get("type") == "snapshot":
@@ -119,7 +162,8 @@ class TurnView:
         return []
 
     def _new_attempt(self, attempt: int) -> list[Update]:
-        had_text = self.text != "" or bool(self.tools)
+        had_text = self.text != "" or bool(self.tools) or self._error_ended
+        self._error_ended = False
         self.attempt, self.last_seq, self.text = attempt, -1, ""
         self.tools.clear()
         self._pending.clear()
@@ -187,6 +231,11 @@ class TurnView:
             if call_id in self.tools:
                 self.tools[call_id].output, self.tools[call_id].done = part.get("output"), True
             return [ToolFinished(call_id, part.get("output"))]
+        if kind == "tool-output-error":
+            call_id, error_text = str(part["toolCallId"]), str(part.get("errorText", "The tool failed."))
+            if call_id in self.tools:
+                self.tools[call_id].error_text, self.tools[call_id].done = error_text, True
+            return [ToolFailed(call_id, error_text)]
         if kind == "finish":
             self.ended = TurnEnded("completed", metadata=dict(part.get("messageMetadata") or {}))
             return [self.ended]
@@ -195,6 +244,7 @@ class TurnView:
             return [self.ended]
         if kind == "error":
             self.ended = TurnEnded("failed", error_text=str(part.get("errorText", "The turn failed.")))
+            self._error_ended = True
             return [self.ended]
         return []  # start-step, finish-step, text-start, text-end: nothing to show
 
@@ -312,6 +362,9 @@ class ChatConnection:
         reconnect_delay_s: float = 0.25,
         max_drops_without_progress: int = 5,
         open_timeout_s: float = 10.0,
+        retry_wait_s: float = 60.0,
+        status_poll_s: float = 2.0,
+        ack_timeout_s: float = 15.0,
     ) -> None:
         self.url = url
         self.token = token
@@ -322,6 +375,11 @@ class ChatConnection:
         # that keeps closing on the same frame is never retried for ever.
         self.max_drops_without_progress = max_drops_without_progress
         self.open_timeout_s = open_timeout_s
+        # After an `error`, how long to wait for a later attempt of a turn that is not over, and how
+        # often to ask again while the server cannot say (its database is away).
+        self.retry_wait_s = retry_wait_s
+        self.status_poll_s = status_poll_s
+        self.ack_timeout_s = ack_timeout_s  # how long `sendMessage` waits for its ack
         self.reconnects = 0
         self._ws: ClientConnection | None = None
         self._early: list[dict[str, Any]] = []  # chunks that arrived before their turn's ack
@@ -459,7 +517,7 @@ class ChatConnection:
         await self.send(frame)
         self._early = []
         while True:
-            reply = await self.receive(15.0)
+            reply = await self.receive(self.ack_timeout_s)
             if reply.get("type") == "ack" and reply.get("clientMessageId") == frame["clientMessageId"]:
                 return reply
             if reply.get("type") == "error" and reply.get("action") in ("sendMessage", None):
@@ -481,6 +539,10 @@ class ChatConnection:
         A drop before the `ack` resends the same `clientMessageId` (the server answers with the same
         turn); a drop after it reconnects and sends `resume` with the last seq seen. Setting
         `cancel_event` sends `cancel` and waits for the turn to end.
+
+        An `error` ending is checked with `resume`: a stored turn that is over (failed) ends the turn
+        here; one still open means a later attempt is coming (the worker gave up during a database
+        outage), and the turn goes on with it, for at most `retry_wait_s`.
         """
         check_message(text)
         started = time.monotonic()
@@ -517,20 +579,78 @@ class ChatConnection:
             fold(early)
         cancel_sent = False
         drops = 0
-        while view.ended is None:
+        # Set while the turn has ended with an `error` that a later attempt may replace: until then
+        # the stored turn is asked (`resume`) whether it is over or will be retried.
+        retry_deadline: float | None = None
+        told_retry = False
+        refusals = 0  # resume answered with a retryable error, in a row
+
+        async def ask_status() -> None:
+            await self.send({"action": "resume", "turnId": view.turn_id, "afterSeq": view.last_seq})
+
+        def expect_retry() -> None:
+            nonlocal told_retry
+            if not told_retry and on_update is not None:
+                assert view.ended is not None
+                on_update(AwaitingRetry(view.ended.error_text))
+            told_retry = True
+
+        while True:
+            if view.ended is not None:
+                if not view.may_retry:
+                    break
+                if retry_deadline is None:
+                    retry_deadline = time.monotonic() + self.retry_wait_s
+                    with contextlib.suppress(ConnectionClosed, ConnectionLost):
+                        await ask_status()  # if the socket is gone, the reconnect below asks
             try:
                 if cancel_event is not None and cancel_event.is_set() and not cancel_sent:
                     await self.cancel(view.turn_id)
                     cancel_sent = True
-                frame = await self._receive_or_cancel(cancel_event if not cancel_sent else None)
+                wait_s = None if retry_deadline is None else max(0.0, retry_deadline - time.monotonic())
+                try:
+                    frame = await self._receive_or_cancel(
+                        cancel_event if not cancel_sent else None, timeout_s=wait_s
+                    )
+                except TimeoutError:
+                    view.settle()  # no later attempt came in time: the error stands
+                    break
                 if frame is None:
                     continue  # cancel requested: loop sends it
                 drops = 0  # something arrived: the connection is getting somewhere
-                if frame.get("type") == "error" and frame.get("action") in ("resume", "cancel"):
-                    if frame.get("action") == "resume":
+                if frame.get("type") == "error" and frame.get("action") == "cancel":
+                    continue
+                if frame.get("type") == "error" and frame.get("action") == "resume":
+                    refusals += 1
+                    if not frame.get("retryable"):
+                        if retry_deadline is None:
+                            raise RequestFailed(frame)
+                        view.settle()  # e.g. not_found: nothing more will come for this turn
+                        break
+                    if retry_deadline is None and refusals * self.status_poll_s > self.retry_wait_s:
                         raise RequestFailed(frame)
+                    if retry_deadline is not None:
+                        expect_retry()  # the server cannot tell yet (its database is away)
+                    await asyncio.sleep(self.status_poll_s)
+                    await ask_status()
+                    continue
+                if frame.get("type") == "snapshot":
+                    refusals = 0
+                if (
+                    retry_deadline is not None
+                    and view.ended is not None
+                    and frame.get("type") == "snapshot"
+                    and frame.get("turnId") == view.turn_id
+                    and int(frame.get("attempt", 0)) <= view.attempt
+                ):
+                    if str(frame.get("status")) in TERMINAL_STATUSES:
+                        view.settle()  # stored as over: no retry will come
+                        break
+                    expect_retry()  # stored as still open: its next attempt is on its way
                     continue
                 fold(frame)
+                if view.ended is None:
+                    retry_deadline, told_retry = None, False  # a later attempt has begun
             except (ConnectionClosed, ConnectionLost):
                 drops += 1
                 await self._reconnect(drops)
@@ -550,18 +670,26 @@ class ChatConnection:
             reconnects=self.reconnects,
         )
 
-    async def _receive_or_cancel(self, cancel_event: asyncio.Event | None) -> dict[str, Any] | None:
+    async def _receive_or_cancel(
+        self, cancel_event: asyncio.Event | None, timeout_s: float | None = None
+    ) -> dict[str, Any] | None:
+        """The next frame, or None when `cancel_event` is set first; TimeoutError after `timeout_s`."""
         if cancel_event is None:
-            return await self.receive()
+            return await self.receive(timeout_s)
         receiving = asyncio.ensure_future(self.receive())
         cancelling = asyncio.ensure_future(cancel_event.wait())
-        done, _ = await asyncio.wait({receiving, cancelling}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {receiving, cancelling}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
         if receiving in done:
             cancelling.cancel()
             return receiving.result()
+        cancelling.cancel()
         receiving.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
             await receiving
+        if not done:
+            raise TimeoutError
         return None
 
 

@@ -22,6 +22,7 @@ import typer
 
 from courier_local.chat_client import (
     AuthRejected,
+    AwaitingRetry,
     ChatConnection,
     ConnectFailed,
     ConnectionLost,
@@ -30,6 +31,7 @@ from courier_local.chat_client import (
     RequestFailed,
     TextAppended,
     TextReplaced,
+    ToolFailed,
     ToolFinished,
     ToolStarted,
     ToolStatus,
@@ -135,6 +137,12 @@ class TerminalPrinter:
         elif isinstance(update, ToolFinished):
             output = json.dumps(update.output, default=str)
             _err(_dim(f"    ✓ {output[:200]}"))
+        elif isinstance(update, ToolFailed):
+            _err(_dim(f"    ✗ {update.error_text}"))
+        elif isinstance(update, AwaitingRetry):
+            # The attempt failed but the turn is not over: say so, and keep waiting for the retry.
+            self._newline()
+            _err(_dim(f"  … {update.error_text or 'This attempt failed.'} Waiting for the retry…"))
 
     def _newline(self) -> None:
         if self.mid_line:

@@ -11,6 +11,10 @@ const MAX_MESSAGE_CHARS = 5000;
 const FRAME_BUDGET_BYTES = 32000;
 const CLOSE_MESSAGE_TOO_BIG = 1009;
 const CLOSE_INVALID_DATA = 1007;
+// After an `error`, how long a turn the server still holds open is given to send its next attempt,
+// and how often to ask again while the server cannot say (its database is away).
+const RETRY_WAIT_MS = 60000;
+const STATUS_POLL_MS = 2000;
 
 const PLAIN_ERRORS = {
   rate_limited: "You are sending messages too quickly. Wait a few seconds and try again.",
@@ -32,7 +36,7 @@ const state = {
   reconnectTimer: null,
   conversationId: null,
   conversations: [],
-  active: null, // the turn being sent or streamed: {clientMessageId, text, conversationId, view, el, stopAfterAck}
+  active: null, // the turn being sent or streamed: {clientMessageId, text, conversationId, view, el, stopRequested, retryTimer}
   early: [], // chunks that arrived before their turn's ack
 };
 
@@ -232,9 +236,38 @@ function onTurnFrame(frame) {
   const active = state.active;
   if (!active) return;
   if (!active.view) { state.early.push(frame); return; }
-  if (frame.turnId !== active.view.turnId) return;
-  if (active.view.apply(frame)) renderAssistant(active.el, active.view);
-  if (active.view.ended) finishActive();
+  const view = active.view;
+  if (frame.turnId !== view.turnId) return;
+  if (active.retryTimer && view.ended && frame.type === "snapshot" && frame.attempt <= view.attempt) {
+    // The answer to "is this turn over?" after an error.
+    if (TERMINAL.has(frame.status)) { view.settle(); finishActive(); }
+    return; // still open: its next attempt is on its way
+  }
+  const changed = view.apply(frame);
+  if (!view.ended && active.retryTimer) stopWaitingForRetry(active); // the next attempt has begun
+  if (changed) renderAssistant(active.el, view);
+  if (view.ended) {
+    if (view.mayRetry) waitForRetry(active);
+    else finishActive();
+  }
+}
+
+// An attempt ended with `error`, but the queue may retry the turn (the worker gave up during a
+// database outage): ask the stored turn whether it is over, and keep following it meanwhile.
+function waitForRetry(active) {
+  if (active.retryTimer) return;
+  active.retryTimer = setTimeout(() => {
+    if (state.active !== active) return;
+    active.view.settle(); // no later attempt came in time: the error stands
+    finishActive();
+  }, RETRY_WAIT_MS);
+  renderAssistant(active.el, active.view, true);
+  send({ action: "resume", turnId: active.view.turnId, afterSeq: active.view.lastSeq });
+}
+
+function stopWaitingForRetry(active) {
+  clearTimeout(active.retryTimer);
+  active.retryTimer = null;
 }
 
 function onHistory(frame) {
@@ -288,6 +321,16 @@ function onError(frame) {
     if (frame.retryable) $("message").value = active.text; // let the person send it again
     return;
   }
+  if (frame.action === "resume" && active && active.retryTimer) {
+    if (!frame.retryable) { active.view.settle(); finishActive(); return; }
+    // The server cannot tell yet whether the turn is over (its database is away): ask again.
+    setTimeout(() => {
+      if (state.active === active && active.retryTimer) {
+        send({ action: "resume", turnId: active.view.turnId, afterSeq: active.view.lastSeq });
+      }
+    }, STATUS_POLL_MS);
+    return;
+  }
   if (frame.action === "resume" && active) {
     renderFailure(active.el, "This answer can no longer be followed. Reload the conversation to see what was saved.");
     state.active = null;
@@ -336,6 +379,7 @@ function stop() {
 
 function finishActive() {
   const active = state.active;
+  stopWaitingForRetry(active);
   state.active = null;
   setStreaming(false);
   renderAssistant(active.el, active.view);
@@ -373,7 +417,7 @@ function appendTurn(userText) {
   return el;
 }
 
-function renderAssistant(el, view) {
+function renderAssistant(el, view, retrying = false) {
   const box = el.querySelector(".assistant");
   box.replaceChildren();
   if (view) {
@@ -389,6 +433,9 @@ function renderAssistant(el, view) {
     cursor.dataset.testid = "cursor";
     text.appendChild(cursor);
     box.dataset.status = "streaming";
+  } else if (retrying) {
+    box.dataset.status = "retrying";
+    box.appendChild(footer("retrying", view.model, null, view.ended.errorText));
   } else {
     box.dataset.status = view.ended.status;
     box.appendChild(footer(view.ended.status, view.model, view.ended.metadata, view.ended.errorText));
@@ -422,7 +469,7 @@ function toolCard(tool) {
   const head = document.createElement("div");
   head.className = "tool-head";
   const args = Object.entries(tool.input).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join(", ");
-  head.textContent = `${tool.done ? "✓" : "⚙"} ${tool.name}(${args})`;
+  head.textContent = `${tool.error ? "✗" : tool.done ? "✓" : "⚙"} ${tool.name}(${args})`;
   card.appendChild(head);
   if (tool.summary) {
     const summary = document.createElement("div");
@@ -433,7 +480,7 @@ function toolCard(tool) {
   if (tool.done) {
     const output = document.createElement("div");
     output.className = "tool-output";
-    const shown = typeof tool.output === "string" ? tool.output : JSON.stringify(tool.output);
+    const shown = tool.error || (typeof tool.output === "string" ? tool.output : JSON.stringify(tool.output));
     output.textContent = shown.length > 300 ? `${shown.slice(0, 300)}…` : shown;
     card.appendChild(output);
   }
@@ -453,6 +500,7 @@ function footer(status, model, metadata, errorText) {
   foot.dataset.testid = "turn-status";
   const parts = [];
   if (status === "failed") parts.push(errorText || "The answer failed.");
+  else if (status === "retrying") parts.push(`${errorText || "This attempt failed."} Waiting for the retry…`);
   else if (STATUS_WORDS[status]) parts.push(STATUS_WORDS[status]);
   if (model) parts.push(model);
   const usage = metadata && metadata.usage;

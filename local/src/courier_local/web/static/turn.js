@@ -1,6 +1,8 @@
 // One turn as the page sees it, folded from `chunk` and `snapshot` frames (docs/protocol.md):
 // keep the highest attempt and a gap-free seq prefix within it, drop duplicates and older attempts,
-// let a snapshot replace the text, and end on finish / abort / error.
+// let a snapshot replace the text, and end on finish / abort / error. After an `error`, a later
+// attempt of the same turn may still come (the queue retries a turn whose worker gave up during a
+// database outage): it starts the turn over, the failed attempt's partial text discarded.
 // The same rules as courier_local/chat_client.py's TurnView, which is unit-tested.
 "use strict";
 
@@ -16,17 +18,33 @@ class TurnView {
     this.tools = new Map(); // toolCallId -> {name, input, summary, output, done}
     this.ended = null; // {status, errorText, metadata}
     this.pending = new Map(); // seq -> part, waiting for a gap to fill
+    this.errorEnded = false; // ended by an `error` chunk: a later attempt may reopen it
+  }
+
+  // Ended with an `error` that a later attempt could still replace.
+  get mayRetry() {
+    return Boolean(this.ended) && this.errorEnded;
+  }
+
+  // The stored turn is over: no later attempt will reopen this view.
+  settle() {
+    this.errorEnded = false;
   }
 
   // Returns true when something visible changed.
   apply(frame) {
-    if (frame.turnId !== this.turnId || this.ended) return false;
+    if (frame.turnId !== this.turnId) return false;
+    if (this.ended) {
+      if (!(this.errorEnded && frame.attempt > this.attempt)) return false;
+      this.ended = null; // a later attempt of a turn that failed: it starts over (newAttempt)
+    }
     if (frame.type === "chunk") return this.applyChunk(frame.attempt, frame.seq, frame.chunk);
     if (frame.type === "snapshot") return this.applySnapshot(frame);
     return false;
   }
 
   newAttempt(attempt) {
+    this.errorEnded = false;
     this.attempt = attempt;
     this.lastSeq = -1;
     this.text = "";
@@ -91,6 +109,11 @@ class TurnView {
         if (tool) { tool.output = part.output; tool.done = true; }
         break;
       }
+      case "tool-output-error": {
+        const tool = this.tools.get(part.toolCallId);
+        if (tool) { tool.error = part.errorText || "The tool failed."; tool.done = true; }
+        break;
+      }
       case "finish":
         this.ended = { status: "completed", metadata: part.messageMetadata || {} };
         break;
@@ -99,6 +122,7 @@ class TurnView {
         break;
       case "error":
         this.ended = { status: "failed", errorText: part.errorText || "The answer failed." };
+        this.errorEnded = true;
         break;
       default:
         break; // start-step, finish-step, text-start, text-end: nothing to show
