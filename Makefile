@@ -72,6 +72,13 @@ schemas: install
 bench: install
 	$(RUN) python -m courier_local.bench
 
+# N connections x M turns against `courier dev` on a fresh Postgres database, created (and dropped)
+# on TEST_DATABASE_URL's server; loopback only. Other sizes: make load LOAD_ARGS="--connections 50".
+TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+.PHONY: load
+load: install
+	$(RUN) python -m courier_local.load --admin-url "$(TEST_DATABASE_URL)" $(LOAD_ARGS)
+
 clean:
 	rm -rf .venv .tools .courier .mypy_cache .ruff_cache .pytest_cache
 
