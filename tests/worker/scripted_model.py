@@ -79,6 +79,8 @@ class ScriptedModel(Model):
                     out += 1
                     self.tokens_sent += 1
                     yield {"contentBlockDelta": {"contentBlockIndex": 0, "delta": {"text": token}}}
+                if step.get("stall"):  # a stream that sends nothing more and never ends
+                    await asyncio.Event().wait()
                 yield {"contentBlockStop": {"contentBlockIndex": 0}}
             if tool := step.get("tool"):
                 yield {

@@ -59,6 +59,9 @@ WallClock = Callable[[], datetime]
 # The end write gives up this long before the Lambda's deadline, to leave time for the ending.
 FINAL_WRITE_RESERVE_S = 2.0
 CONTROL_BACKOFF_MAX_S = 1.0
+# A stopped agent ends at its next model event; a model stream that stalls sends none, so the turn
+# stops waiting for it this long after the stop (the deadline margin leaves room for it).
+FORCED_STOP_AFTER_S = 3.0
 
 
 def utcnow() -> datetime:
@@ -163,6 +166,9 @@ class _TurnExecution:
         self.stop_cause: StopCause | None = None
         self.retry: RetryLater | None = None
         self.agent: Agent | None = None
+        self.consumer: asyncio.Task[Any] | None = None  # reads the agent's stream
+        self.forced_stop: asyncio.TimerHandle | None = None
+        self.stream_abandoned = False
         self.publisher: Publisher | None = None
         self.writer: PartWriter | None = None
         self.tool_calls: dict[str, ToolCallRecord] = {}
@@ -298,23 +304,37 @@ class _TurnExecution:
         control = asyncio.create_task(self._control_loop(), name=f"control-{self.request.turn_id}")
         result: Any = None
         error: BaseException | None = None
-        stream_started = self.clock()
+        self.consumer = asyncio.create_task(self._consume(agent, started.user_text), name="agent-stream")
         try:
-            async for event in agent.stream_async(started.user_text):
-                if "data" in event:
-                    self._on_text(str(event["data"]), stream_started)
-                elif "event" in event:
-                    self.writer.model_event(event["event"])
-                elif "result" in event:
-                    result = event["result"]
+            result = await self.consumer
         except MaxTokensReachedException:
             result = None  # the partial answer streamed; stored as completed with stop reason max_tokens
+        except asyncio.CancelledError:
+            if not self.stream_abandoned:
+                raise  # not ours: the invocation itself is being cancelled
+            logger.warning("the model stream did not end after the stop: abandoned")
         except Exception as caught:
             error = caught
         finally:
+            if self.forced_stop is not None:
+                self.forced_stop.cancel()
             control.cancel()
             await asyncio.gather(control, return_exceptions=True)
         await self._conclude(result, error)
+
+    async def _consume(self, agent: Agent, user_text: str) -> Any:
+        """Read the agent's stream to its end; returns its result."""
+        assert self.writer is not None
+        result: Any = None
+        stream_started = self.clock()
+        async for event in agent.stream_async(user_text):
+            if "data" in event:
+                self._on_text(str(event["data"]), stream_started)
+            elif "event" in event:
+                self.writer.model_event(event["event"])
+            elif "result" in event:
+                result = event["result"]
+        return result
 
     def _on_text(self, text: str, stream_started: float) -> None:
         assert self.writer is not None
@@ -347,6 +367,13 @@ class _TurnExecution:
             logger.info("stopping the turn", extra={"cause": cause.value})
         if self.agent is not None:
             self.agent.cancel()
+        if self.consumer is not None and not self.consumer.done() and self.forced_stop is None:
+            self.forced_stop = self.consumer.get_loop().call_later(FORCED_STOP_AFTER_S, self._abandon_stream)
+
+    def _abandon_stream(self) -> None:
+        if self.consumer is not None and not self.consumer.done():
+            self.stream_abandoned = True
+            self.consumer.cancel()
 
     def _listener_count_changed(self, count: int) -> None:
         if count > 0:
