@@ -2,10 +2,11 @@
 
 As the Python runtime does, the Handler string (`courier_gateway.handler.lambda_handler`) is split
 into a module and an attribute, the module imported and the attribute called with (event, context).
-Each `LocalFunction` loads its own copy of the handler module (a container of its own), so two local
-stacks in one process never share a warm service. The cold start happens with the function's own
-environment (the Pulumi-declared variables, localised) and its own credentials, so every AWS call
-its clients make can be attributed to it (`courier_local.aws_calls`) and checked against its policy.
+Each container of a `LocalFunction` loads its own copy of the handler module, so two invocations (or
+two local stacks in one process) never share a warm service, as in Lambda. The cold start happens
+with the function's own environment (the Pulumi-declared variables, localised) and its own
+credentials, so every AWS call its clients make can be attributed to it (`courier_local.aws_calls`)
+and checked against its policy.
 """
 
 from __future__ import annotations
@@ -79,9 +80,20 @@ def _process_environment(values: Mapping[str, str]) -> Iterator[None]:
 
 
 class LocalFunction:
-    """One deployed function, run in this process."""
+    """One deployed function, run in this process as Lambda runs it: in containers, each with its own
+    copy of the handler module (its own cold start, its own warm state), each serving one invocation
+    at a time. Concurrent invocations get concurrent containers, up to `max_containers`; beyond that
+    an invocation waits for a container to come free."""
 
-    def __init__(self, spec: FunctionSpec, environment: Mapping[str, str], *, region: str, account_id: str):
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        environment: Mapping[str, str],
+        *,
+        region: str,
+        account_id: str,
+        max_containers: int = 8,
+    ):
         self.spec = spec
         self.region = region
         self.account_id = account_id
@@ -95,24 +107,45 @@ class LocalFunction:
             "AWS_ACCESS_KEY_ID": access_key_of(spec.function_name),
             "AWS_SECRET_ACCESS_KEY": "local",
         }
-        self.handler = load_handler(spec.handler)
-        self._cold_started = False
+        load_handler(spec.handler)  # a Handler that does not resolve fails here, at start
+        self._idle: list[Any] = []  # warm containers' handlers
+        self._containers = threading.BoundedSemaphore(max_containers)
         self._lock = threading.Lock()
 
     @property
     def name(self) -> str:
         return self.spec.name
 
-    def cold_start(self) -> None:
-        """Lambda's init: compose the service with this function's environment and credentials."""
+    def cold_start(self) -> Any:
+        """Make sure one container is warm (Lambda's init, ahead of the first request); its handler."""
+        handler = self._take()
+        self._give_back(handler)
+        return handler
+
+    def _take(self) -> Any:
+        self._containers.acquire()
         with self._lock:
-            if self._cold_started:
-                return
-            cold_start = getattr(self.handler, "cold_start", None)
-            if cold_start is not None:
-                with _process_environment(self._client_environment()):
-                    cold_start(self.environment)
-            self._cold_started = True
+            if self._idle:
+                return self._idle.pop()
+        try:
+            return self._new_container()
+        except BaseException:
+            self._containers.release()
+            raise
+
+    def _give_back(self, handler: Any) -> None:
+        with self._lock:
+            self._idle.append(handler)
+        self._containers.release()
+
+    def _new_container(self) -> Any:
+        """Lambda's init: a fresh handler module composed with this function's environment."""
+        handler = load_handler(self.spec.handler)
+        cold_start = getattr(handler, "cold_start", None)
+        if cold_start is not None:
+            with _process_environment(self._client_environment()):
+                cold_start(self.environment)
+        return handler
 
     def _client_environment(self) -> dict[str, str]:
         """What boto3 reads from the process while the service builds its clients."""
@@ -129,6 +162,9 @@ class LocalFunction:
         )
 
     def __call__(self, event: dict[str, Any], _caller_context: Any = None) -> Any:
-        """Invoke: the function's own context (its timeout, memory, name), whoever the caller is."""
-        self.cold_start()
-        return self.handler(event, self.context())
+        """Invoke in a free container with the function's own context (its timeout, memory, name)."""
+        handler = self._take()
+        try:
+            return handler(event, self.context())
+        finally:
+            self._give_back(handler)

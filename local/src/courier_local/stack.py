@@ -420,6 +420,7 @@ class LocalStack:
                 localize(spec, local, options),
                 region=deployment.region,
                 account_id=deployment.account_id,
+                max_containers=max(8, options.worker_concurrency or 0),
             )
             for spec in deployment.functions.values()
             if spec.name != "migrator"  # step 1 ran the migrations
@@ -503,7 +504,7 @@ class LocalStack:
         """The local queue lives in this process: a stack that was killed took the records of its
         streaming turns with it, so no retry will come. End those turns (their lease has lapsed)."""
         worker = self.functions.get("worker")
-        invoke = worker.handler.cold_start() if worker is not None else None
+        invoke = worker.cold_start().cold_start() if worker is not None else None  # the Worker's handle
         recover = getattr(getattr(invoke, "__self__", None), "end_abandoned_turns", None)
         if recover is None:
             return
