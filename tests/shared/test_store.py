@@ -341,3 +341,26 @@ def test_a_new_turn_is_never_ordered_before_its_conversations_last_one(store, ow
         second_id = second.id
     with store.unit_of_work() as repo:
         assert [t.id for t in repo.history(owner, conversation_id).items] == [first, second_id]
+
+
+def test_a_resume_while_the_turn_ends_waits_for_the_ending_and_sees_it(postgres_url, chat_stores, owner):
+    """add_listener waits on a final write in progress, then returns the ended turn; without the
+    lock it read `streaming` and the worker, having read its listeners already, never told it."""
+    store = chat_stores(postgres_url)
+    _, turn_id, _ = _send(store, owner)
+    with store.unit_of_work() as repo:
+        repo.start_attempt(owner, turn_id, "us.anthropic.claude", T0)
+    with ThreadPoolExecutor(1) as pool:
+        with store.unit_of_work() as repo:
+            repo.finish_turn(owner, turn_id, TurnOutcome(TurnStatus.COMPLETED, "done", 3), T0)
+
+            def resume() -> str:
+                with store.unit_of_work() as other:
+                    turn = other.add_listener(owner, turn_id, "conn-late")
+                    assert turn is not None
+                    return turn.status
+
+            resumed = pool.submit(resume)
+            with pytest.raises(TimeoutError):
+                resumed.result(timeout=0.5)  # waiting on the final write's row lock
+        assert resumed.result(timeout=10) == TurnStatus.COMPLETED

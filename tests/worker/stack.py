@@ -27,6 +27,7 @@ from websockets.sync.client import ClientConnection, connect
 from courier_local.edge.sqs import EventSourceMapping, QueueUrls, create_declared_queues
 from courier_local.stack import LocalStack
 from courier_shared.db.store import ChatStore, Owner
+from courier_shared.protocol import TurnStatus
 from courier_shared.queue import TurnRequest
 from courier_worker.composition import Worker
 from courier_worker.settings import WorkerSettings
@@ -48,12 +49,16 @@ class Client:
     received_at: list[float] = field(default_factory=list)
 
     def read_until_end(self, turn_id: uuid.UUID, timeout_s: float = 20.0) -> list[dict[str, Any]]:
-        """Frames of the turn until its finish, abort or error chunk."""
+        """Frames of the turn until its finish, abort or error chunk, or a snapshot of the ended turn
+        (what a resume after the end gets: no chunks follow)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             frame = self.read(deadline - time.monotonic())
-            ours = frame.get("turnId") == str(turn_id) and frame.get("type") == "chunk"
-            if ours and frame["chunk"]["type"] in ("finish", "abort", "error"):
+            if frame.get("turnId") != str(turn_id):
+                continue
+            if frame["type"] == "chunk" and frame["chunk"]["type"] in ("finish", "abort", "error"):
+                return self.turn_frames(turn_id)
+            if frame["type"] == "snapshot" and TurnStatus(frame["status"]).is_terminal:
                 return self.turn_frames(turn_id)
         raise TimeoutError(f"no end of turn {turn_id} within {timeout_s} s; got {self.frames[-5:]}")
 

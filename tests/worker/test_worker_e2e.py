@@ -356,7 +356,8 @@ def test_a_client_that_reconnects_within_the_grace_period_gets_the_rest(
     snapshot = [f for f in frames if f["type"] == "snapshot"][-1]
     rest = [f for f in chunks(frames) if f["seq"] > snapshot["seq"]]
     assert snapshot["text"] + text_of(rest) == answer
-    assert rest[-1]["chunk"]["type"] == "finish"
+    # A slow machine may finish the turn before the resume: then the snapshot is the ending.
+    assert snapshot["status"] == "completed" or rest[-1]["chunk"]["type"] == "finish"
     assert stack.turn(request.turn_id).status == TurnStatus.COMPLETED.value
 
 

@@ -131,20 +131,24 @@ class TurnDatabase:
         self.writes += 1
         return held
 
-    async def finish(self, outcome: TurnOutcome, tool_calls: list[ToolCallRecord], give_up_at: float) -> bool:
+    async def finish(
+        self, outcome: TurnOutcome, tool_calls: list[ToolCallRecord], give_up_at: float
+    ) -> tuple[str, ...] | None:
         """The end write, retried with backoff while the database is away, until `give_up_at`
-        (monotonic); then the last outage error is raised. False: the turn was no longer ours."""
+        (monotonic); then the last outage error is raised. Returns the turn's listeners as of that
+        write (whoever resumed since the last poll is owed the ending too); None: the turn was no
+        longer ours."""
         attempt = 0
         while True:
             try:
                 remaining = give_up_at - self.clock()
-                await self._call(
+                listeners = await self._call(
                     lambda: self._finish(outcome, tool_calls), max(0.1, min(self.call_timeout_s, remaining))
                 )
                 self.writes += 1
-                return True
+                return listeners
             except TurnNotOpen:
-                return False
+                return None
             except Exception as error:
                 if not is_database_outage(error):
                     raise
@@ -156,11 +160,13 @@ class TurnDatabase:
                 attempt += 1
                 await asyncio.sleep(pause)
 
-    def _finish(self, outcome: TurnOutcome, tool_calls: list[ToolCallRecord]) -> None:
+    def _finish(self, outcome: TurnOutcome, tool_calls: list[ToolCallRecord]) -> tuple[str, ...]:
         with self.store.unit_of_work() as repo:
             repo.finish_turn(self.owner, self.turn_id, outcome, self.wall_clock(), self.lease)
             for call in tool_calls:
                 repo.record_tool_invocation(self.turn_id, call)
+            # After the update, which holds the turn's row lock a resume waits on (add_listener).
+            return repo.turn_control(self.owner, self.turn_id).listeners
 
     async def remove_listener(self, connection_id: str) -> None:
         def remove() -> None:

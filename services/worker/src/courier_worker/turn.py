@@ -593,8 +593,11 @@ class _TurnExecution:
         give_up_at = (
             budget_end if self.deadline is None else min(budget_end, self.deadline - FINAL_WRITE_RESERVE_S)
         )
-        if not await self.db.finish(outcome, list(self.tool_calls.values()), give_up_at):
+        listeners = await self.db.finish(outcome, list(self.tool_calls.values()), give_up_at)
+        if listeners is None:
             logger.warning("the turn was finished or taken over by someone else; keeping their outcome")
+        elif self.publisher is not None:
+            self.publisher.sync_listeners(listeners)
         self.report.db_writes = self.db.writes
         self.report.status = status
         self.report.error_code = failure.code if failure else None

@@ -351,8 +351,16 @@ class ChatRepository:
         """Make the connection a listener of the owner's turn. Returns the turn, or None if not theirs.
 
         Idempotent, also when the same connection asks twice at once (INSERT … ON CONFLICT DO NOTHING).
+        The turn row is share-locked: a worker ending the turn at this moment either sees the new
+        listener (it reads them after its final write) or has already committed, and the turn read
+        here is the ended one. Without the lock a resume could get a `streaming` snapshot and then
+        nothing, ever.
         """
-        turn = self.find_turn(owner, turn_id)
+        turn = self._session.scalar(
+            select(Turn)
+            .where(Turn.id == turn_id, Turn.tenant_id == owner.tenant_id, Turn.user_id == owner.user_id)
+            .with_for_update(read=True)
+        )
         if turn is None:
             return None
         insert = sqlite_insert if self._session.get_bind().dialect.name == "sqlite" else postgresql_insert
