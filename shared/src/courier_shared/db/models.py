@@ -103,6 +103,9 @@ class Turn(Base):
     status: Mapped[TurnStatus] = mapped_column(TurnStatusColumn, default=TurnStatus.QUEUED)
     user_text: Mapped[str] = mapped_column(Text)
     assistant_text: Mapped[str] = mapped_column(Text, default="")
+    # The model's reasoning (extended thinking) before and between its answer's steps, never shown
+    # as the answer: streamed as reasoning parts, returned in history beside the answer.
+    reasoning_text: Mapped[str] = mapped_column(Text, default="", server_default="")
     body_ref: Mapped[str | None] = mapped_column(String(1024))
     model_id: Mapped[str | None] = mapped_column(String(200))
     input_tokens: Mapped[int | None]
@@ -151,6 +154,9 @@ class TurnListener(Base):
 
     turn_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("turns.id", ondelete="CASCADE"), primary_key=True)
     connection_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # Set when the listener is a request of the AI SDK's WebSocket chat transport: its frames carry
+    # this `requestId` and a per-request `sequence` (docs/protocol.md, "AI SDK chat frames").
+    request_id: Mapped[str | None] = mapped_column(String(128))
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
