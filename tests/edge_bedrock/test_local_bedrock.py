@@ -24,6 +24,7 @@ from courier_local.edge.bedrock import (
     ToolCall,
     split_words,
 )
+from courier_local.stack import offline_answers
 
 HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=5, connect_timeout=2)
@@ -324,3 +325,14 @@ async def test_converse_without_streaming(bedrock: LocalBedrock) -> None:
     assert str(result).strip() == "All in one piece."
     assert bedrock.last_request.operation == "converse"
     assert result.metrics.accumulated_usage["outputTokens"] == 4
+
+
+@pytest.mark.anyio
+async def test_the_offline_answers_refuse_fail_throttled_as_bedrock_does() -> None:
+    """The dev stack's default model: "fail: throttled" gets Bedrock's 429 ThrottlingException on
+    every call, so the worker's retries and failure classification run on a real botocore error."""
+    with LocalBedrock(offline_answers(0), tokens_per_second=0) as server:
+        agent = Agent(model=bedrock_model(server), callback_handler=None, retry_strategy=None)
+        with pytest.raises(ModelThrottledException):
+            await agent.invoke_async("fail: throttled")
+        assert [(r.status, r.error_code) for r in server.requests] == [(429, "ThrottlingException")]

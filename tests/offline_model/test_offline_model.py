@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from strands import Agent, tool
+from strands.types.exceptions import ModelThrottledException
 
 from courier_local.offline_model import MODEL_ID, OfflineModel, OfflineTurn, ToolCall, split_words
 
@@ -179,3 +180,11 @@ async def test_one_model_serves_concurrent_conversations_without_mixing_them() -
 def test_split_words_round_trips() -> None:
     text = "  Hello there,\nworld!  "
     assert "".join(split_words(text)) == text
+
+
+async def test_fail_throttled_is_refused_as_a_throttled_bedrock_call() -> None:
+    model = OfflineModel()
+    agent = Agent(model=model, callback_handler=None, retry_strategy=None)
+    with pytest.raises(ModelThrottledException):
+        await run(agent, "fail: throttled")
+    assert model.respond([{"role": "user", "content": [{"text": "fail: throttled"}]}], []).throttled

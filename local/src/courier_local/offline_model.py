@@ -8,6 +8,7 @@ with usage). What it answers, decided from the request alone (so concurrent conv
 - a prompt matching a tool trigger, with that tool offered → a short text, then the tool call
   (default: "time in Europe/Paris" → `current_time(time_zone="Europe/Paris")`);
 - "lorem N" → N filler words (benchmarks; e.g. "lorem 1000");
+- "fail: throttled" → the model call is refused as a throttled Bedrock call is (failed-turn tests);
 - anything else → an echo of the prompt.
 
 Or give it a `script` of turns (one per model call, the last repeats) for tests that need exact text.
@@ -29,6 +30,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from strands.models import Model
 from strands.types.content import Messages
+from strands.types.exceptions import ModelThrottledException
 from strands.types.streaming import StreamEvent
 from strands.types.tools import ToolSpec
 
@@ -44,10 +46,11 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class OfflineTurn:
-    """One scripted model response: text, then optionally a tool call."""
+    """One scripted model response: text, then optionally a tool call; or a throttled call."""
 
     text: str = ""
     tool: ToolCall | None = None
+    throttled: bool = False  # refused before anything streams, as Bedrock refuses a throttled call
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ CURRENT_TIME_TRIGGER = ToolTrigger(
     preamble=lambda match: f"Let me check the time in {match[1]}. ",
 )
 _LOREM = re.compile(r"^\s*lorem\s+(\d{1,6})\s*$", re.IGNORECASE)
+_FAIL_THROTTLED = re.compile(r"^\s*fail:\s*throttled\s*$", re.IGNORECASE)
+THROTTLED_MESSAGE = "Too many requests, please wait before trying again."  # Bedrock's words
 _LOREM_WORDS = [
     "lorem",
     "ipsum",
@@ -142,6 +147,8 @@ class OfflineModel(Model):
         with self._lock:
             self.calls.append({"messages": messages, "tool_names": offered, "system_prompt": system_prompt})
         turn = self._next_turn(messages, offered)
+        if turn.throttled:  # what Strands' BedrockModel raises for Bedrock's ThrottlingException
+            raise ModelThrottledException(THROTTLED_MESSAGE)
         started = self._clock()
         cancelled = cancel_signal.is_set if cancel_signal is not None else (lambda: False)
         emitted = 0
@@ -229,6 +236,8 @@ class OfflineModel(Model):
                 return OfflineTurn(
                     text=trigger.preamble(match), tool=ToolCall(trigger.tool_name, trigger.make_input(match))
                 )
+        if _FAIL_THROTTLED.match(prompt):
+            return OfflineTurn(throttled=True)
         lorem = _LOREM.match(prompt)
         if lorem:
             count = int(lorem[1])

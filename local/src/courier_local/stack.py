@@ -253,6 +253,8 @@ def offline_answers(token_rate: float) -> Callable[[Mapping[str, Any]], Any]:
     def answer(body: Mapping[str, Any]) -> BedrockScript:
         offered = [tool["toolSpec"]["name"] for tool in (body.get("toolConfig") or {}).get("tools", [])]
         turn = model.respond(body.get("messages") or [], offered)
+        if turn.throttled:
+            return BedrockScript(throttled=True)
         words = split_words(turn.text)
         tool = None
         if turn.tool is not None:

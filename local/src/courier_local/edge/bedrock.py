@@ -69,6 +69,7 @@ class BedrockScript:
     tokens: Sequence[str] = ("Hello ", "from ", "local ", "Bedrock.")
     tool_use: ToolCall | None = None
     tokens_after_tool: Sequence[str] = ("Done.",)
+    throttled: bool = False  # refused with 429 ThrottlingException, as a throttled call is
 
     @classmethod
     def from_text(cls, text: str, **kwargs: Any) -> BedrockScript:
@@ -114,6 +115,7 @@ class _Answer:
     content_blocks: list[dict[str, Any]] = field(default_factory=list)
     stop_reason: str = "end_turn"
     output_tokens: int = 0
+    throttled: bool = False
 
 
 class LocalBedrock:
@@ -228,6 +230,8 @@ class LocalBedrock:
         }
         # A script, or a function of the request (an answer that depends on what was asked).
         script = self.script if isinstance(self.script, BedrockScript) else self.script(body)
+        if script.throttled:
+            return _Answer(throttled=True)
         call = script.tool_use if script.tool_use is not None and script.tool_use.name in offered else None
         tokens = list(script.tokens_after_tool if has_tool_result else script.tokens)
         answer = _Answer()
@@ -378,6 +382,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(429, "ThrottlingException", THROTTLED)
             return
         answer = self.bedrock.answer(body)
+        if answer.throttled:
+            request.status, request.error_code = 429, "ThrottlingException"
+            self._send_error(429, "ThrottlingException", THROTTLED)
+            return
         if operation == "converse":
             self._converse(request, answer)
         else:
