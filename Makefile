@@ -6,6 +6,7 @@ UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 VENV := .venv
 RUN := $(UV) run --frozen --all-packages
+AI_SDK := tests/ai_sdk
 
 .PHONY: install dev test lint typecheck pytest unit integration e2e bench fmt schemas clean browser-deps
 
@@ -38,10 +39,15 @@ unit: install
 integration: install
 	$(PYTEST) -m integration
 
-e2e: install browser-deps
+e2e: install browser-deps $(AI_SDK)/node_modules/.installed
 	$(PYTEST) -m e2e
 
 pytest: unit integration e2e
+
+# The stock AI SDK client the e2e tier drives (tests/ai_sdk): installed exactly from its lockfile.
+$(AI_SDK)/node_modules/.installed: $(AI_SDK)/package.json $(AI_SDK)/package-lock.json
+	cd $(AI_SDK) && npm ci --no-audit --no-fund
+	touch $@
 
 # The browser tests drive Debian's Chromium at /usr/bin/chromium (never `playwright install`).
 # Installed here with apt-get when missing; where apt-get is unavailable the browser tests skip,
@@ -80,7 +86,7 @@ load: install
 	$(RUN) python -m courier_local.load --admin-url "$(TEST_DATABASE_URL)" $(LOAD_ARGS)
 
 clean:
-	rm -rf .venv .tools .courier .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .venv .tools .courier .mypy_cache .ruff_cache .pytest_cache $(AI_SDK)/node_modules
 
 # Lambda zips for Python 3.13 on Linux, one per service, into build/ (`pulumi up` also builds them).
 ARCH ?= arm64
