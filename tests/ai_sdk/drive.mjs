@@ -8,6 +8,7 @@
 //
 // Scenarios (tests/e2e/test_ai_sdk_transport.py runs them):
 //   send              send the prompt, wait for the answer to end
+//   resume            resumeStream() only, as useChat({ resume: true }) does when a page loads
 //   stop              send the prompt, chat.stop() once some text has arrived
 //   cancel-elsewhere  send the prompt; once some text has arrived, another socket cancels the turn
 //   drop-resume       send the prompt; once some text has arrived, the socket is cut (as a network
@@ -193,6 +194,12 @@ async function otherTabCancels(turnId) {
 const scenarios = {
   async send(chat) {
     await chat.sendMessage({ text: options.prompt });
+  },
+
+  // What useChat({ resume: true }) does on page load.
+  async resume(chat) {
+    report.stage = 'resumeStream() to end';
+    await chat.resumeStream();
   },
 
   async stop(chat) {
