@@ -3,15 +3,19 @@
 // code of ours talks to the chat: only the "other tab" of `cancel-elsewhere` speaks Courier's own
 // `cancel` action over a plain socket, as a second browser tab would.
 //
-//   node drive.mjs <scenario> --url ws://… --token <jwt> [--prompt …] [--chat-id …] [--timeout-s 30]
+//   node drive.mjs <scenario> --url ws://… --token <jwt> [--prompt …] [--chat-id …] [--then …]
+//                  [--after-words 5] [--timeout-s 30]
 //
 // Scenarios (tests/e2e/test_ai_sdk_transport.py runs them):
 //   send              send the prompt, wait for the answer to end
+//   resume            resumeStream() only, as useChat({ resume: true }) does when a page loads
 //   stop              send the prompt, chat.stop() once some text has arrived
 //   cancel-elsewhere  send the prompt; once some text has arrived, another socket cancels the turn
 //   drop-resume       send the prompt; once some text has arrived, the socket is cut (as a network
 //                     drop cuts it); then a fresh transport and chat with the same id and messages
 //                     call resumeStream(), as a reloaded page does
+// With --then, the same chat then sends that prompt too and waits for its answer (what a user does
+// after a stop or a cancel).
 //
 // Prints one JSON object on stdout: the chat's final messages, status and error, every onFinish
 // call, every onError, the frames the SDK's sockets sent and received; exit 0. A scenario that does
@@ -28,6 +32,7 @@ const { positionals, values: options } = parseArgs({
     prompt: { type: 'string', default: 'hello' },
     'chat-id': { type: 'string' },
     'after-words': { type: 'string', default: '5' },
+    then: { type: 'string' },
     'timeout-s': { type: 'string', default: '30' },
   },
 });
@@ -191,6 +196,12 @@ const scenarios = {
     await chat.sendMessage({ text: options.prompt });
   },
 
+  // What useChat({ resume: true }) does on page load.
+  async resume(chat) {
+    report.stage = 'resumeStream() to end';
+    await chat.resumeStream();
+  },
+
   async stop(chat) {
     const request = chat.sendMessage({ text: options.prompt });
     await waitFor(chat, `${afterWords} words of the answer`, someText, request);
@@ -230,7 +241,11 @@ async function main() {
   const chat = newChat('chat', { id: options['chat-id'] });
   report.chatId = chat.id;
   const final = (await run(chat)) ?? chat;
-  Object.assign(report, describe(final), { stage: 'done' });
+  if (options.then != null) {
+    report.stage = `the answer to --then ${options.then}`;
+    await final.sendMessage({ text: options.then });
+  }
+  Object.assign(report, describe(final), { stage: 'done', socketsOpened: sockets.length });
   for (const each of Object.values(chats)) each.wsTransport.close();
   clearTimeout(deadline);
   finish(0);
