@@ -26,6 +26,7 @@ from courier_shared.db.store import (
     AbandonedTurn,
     ClientMessageIdReused,
     Lease,
+    Listener,
     Owner,
     Page,
     ToolCallRecord,
@@ -56,7 +57,8 @@ class _Rows:
     conversations: dict[uuid.UUID, Conversation] = field(default_factory=dict)
     turns: dict[uuid.UUID, Turn] = field(default_factory=dict)
     connections: dict[str, Connection] = field(default_factory=dict)
-    listeners: dict[tuple[uuid.UUID, str], int] = field(default_factory=dict)  # → the order added
+    # (turn, connection) → (the order added, the AI SDK request id or None)
+    listeners: dict[tuple[uuid.UUID, str], tuple[int, str | None]] = field(default_factory=dict)
     tool_invocations: list[ToolInvocation] = field(default_factory=list)
 
     def copy(self) -> _Rows:
@@ -153,6 +155,7 @@ class MemoryRepository:
         now: datetime,
         *,
         admit: Callable[[], None] | None = None,
+        request_id: str | None = None,
     ) -> tuple[Turn, bool]:
         existing = self.find_turn_by_client_message_id(owner, client_message_id)
         if existing is not None:
@@ -160,7 +163,7 @@ class MemoryRepository:
             if existing.user_text != user_text or other_conversation:
                 raise ClientMessageIdReused(str(client_message_id))
             if origin_connection_id is not None:
-                self.add_listener(owner, existing.id, origin_connection_id)
+                self.add_listener(owner, existing.id, origin_connection_id, request_id)
             return existing, False
         if conversation is not None:
             now = max(now, conversation.updated_at + timedelta(microseconds=1))
@@ -184,7 +187,7 @@ class MemoryRepository:
         )
         self._rows.turns[turn.id] = turn
         if origin_connection_id is not None:
-            self._rows.listeners[(turn.id, origin_connection_id)] = next(self._order)
+            self._rows.listeners[(turn.id, origin_connection_id)] = (next(self._order), request_id)
         target.updated_at = now
         return turn, True
 
@@ -216,11 +219,32 @@ class MemoryRepository:
             if _owns(t, owner) and t.created_at >= since and in_progress(t.status, t.lease_expires_at, now)
         )
 
-    def add_listener(self, owner: Owner, turn_id: uuid.UUID, connection_id: str) -> Turn | None:
+    def add_listener(
+        self, owner: Owner, turn_id: uuid.UUID, connection_id: str, request_id: str | None = None
+    ) -> Turn | None:
         turn = self.find_turn(owner, turn_id)
         if turn is not None:
-            self._rows.listeners.setdefault((turn_id, connection_id), next(self._order))
+            order, _ = self._rows.listeners.get((turn_id, connection_id), (next(self._order), None))
+            self._rows.listeners[(turn_id, connection_id)] = (order, request_id)
         return turn
+
+    def find_request_turn(self, owner: Owner, connection_id: str, request_id: str) -> Turn | None:
+        turns = [
+            self._rows.turns[t]
+            for (t, c), (_, r) in self._rows.listeners.items()
+            if c == connection_id and r == request_id and _owns(self._rows.turns[t], owner)
+        ]
+        return max(turns, key=lambda t: t.created_at, default=None)
+
+    def open_turn_of(self, owner: Owner, conversation_id: uuid.UUID, now: datetime) -> Turn | None:
+        turns = [
+            t
+            for t in self._rows.turns.values()
+            if _owns(t, owner)
+            and t.conversation_id == conversation_id
+            and in_progress(t.status, t.lease_expires_at, now)
+        ]
+        return max(turns, key=lambda t: (t.created_at, t.id), default=None)
 
     def request_cancel(self, owner: Owner, turn_id: uuid.UUID, now: datetime) -> Turn | None:
         turn = self.find_turn(owner, turn_id)
@@ -279,6 +303,7 @@ class MemoryRepository:
         *,
         lease: Lease | None = None,
         now: datetime | None = None,
+        reasoning_text: str | None = None,
     ) -> bool:
         if lease is not None and now is None:
             raise ValueError("renewing a lease needs `now`")
@@ -291,13 +316,19 @@ class MemoryRepository:
             assert now is not None
             turn.lease_expires_at = lease.until(now)
         turn.assistant_text, turn.last_seq = text, last_seq
+        if reasoning_text is not None:
+            turn.reasoning_text = reasoning_text
         return True
 
     def turn_control(self, owner: Owner, turn_id: uuid.UUID) -> TurnControl:
         turn = self.find_turn(owner, turn_id)
         if turn is None:
             return TurnControl(False, ())
-        listening = sorted((order, c) for (t, c), order in self._rows.listeners.items() if t == turn_id)
+        listening = sorted(
+            (order, Listener(c, request_id))
+            for (t, c), (order, request_id) in self._rows.listeners.items()
+            if t == turn_id
+        )
         return TurnControl(turn.cancel_requested_at is not None, tuple(c for _, c in listening))
 
     def remove_listener(self, turn_id: uuid.UUID, connection_id: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from courier_shared.db.store import Listener
 from courier_shared.protocol import TurnStatus
 
 from .conftest import GatewayHarness, make_owner
@@ -53,7 +54,7 @@ def test_user_b_cannot_touch_user_a_s_conversation_or_learn_it_exists(
     with harness.store.unit_of_work() as repo:
         turn = repo.find_turn(alice, uuid.UUID(turn_id))
         assert turn is not None and turn.status is TurnStatus.QUEUED and turn.cancel_requested_at is None
-        assert repo.turn_control(alice, uuid.UUID(turn_id)).listeners == (a.connection_id,)
+        assert repo.turn_control(alice, uuid.UUID(turn_id)).listeners == (Listener(a.connection_id),)
     history = a.send({"action": "getHistory", "conversationId": conversation_id})
     assert [t["userText"] for t in history["turns"]] == ["Alice's private question"]
 

@@ -6,6 +6,7 @@ import json
 import re
 import uuid
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from pydantic import ValidationError
@@ -59,6 +60,20 @@ def test_documented_actions_frames_and_parts_are_exactly_the_models():
     assert {code.value for code in protocol.ErrorCode} == set(
         re.findall(r"`([a-z_]+)`", DOC.split("Error codes at least:", 1)[1].split("\n\n", 1)[0])
     )
+
+
+def test_documented_ai_sdk_chat_frames_are_exactly_the_models():
+    section = DOC.split("## AI SDK chat frames", 1)[1].split("\n## ", 1)[0]
+    first_columns = [
+        re.findall(r"^`([a-z-]+)`", line.split("|")[1].strip())
+        for line in section.splitlines()
+        if line.startswith("| `")
+    ]
+    documented = {name for names in first_columns for name in names}
+    chat_response_types = {
+        model.model_fields["type"].default for model in get_args(get_args(protocol.ChatResponse)[0])
+    }
+    assert documented == set(protocol.CHAT_REQUEST_TYPES) | chat_response_types
 
 
 def test_a_send_message_frame_parses_with_camel_case_fields():

@@ -13,6 +13,7 @@ from courier_shared.db.store import (
     ClientMessageIdReused,
     InvalidCursor,
     Lease,
+    Listener,
     Owner,
     ToolCallRecord,
     TurnNotOpen,
@@ -117,7 +118,7 @@ def test_a_user_cannot_read_or_change_another_users_conversation_or_turn(store, 
         turn = repo.find_turn(owner, turn_id)
         assert turn is not None
         assert (turn.status, turn.assistant_text, turn.cancel_requested_at) == ("queued", "", None)
-        assert repo.turn_control(owner, turn_id).listeners == ("conn-1",)
+        assert repo.turn_control(owner, turn_id).listeners == (Listener("conn-1"),)
 
 
 def test_a_turn_moves_queued_streaming_completed_with_usage_and_timing(store, owner):
@@ -263,7 +264,7 @@ def test_connections_register_and_leave_and_stop_listening(store, owner):
         repo.unregister_connection("conn-a", T0)
     with store.unit_of_work() as repo:
         assert repo.live_connections(owner) == ["conn-b"]
-        assert repo.turn_control(owner, turn_id).listeners == ("conn-b",)
+        assert repo.turn_control(owner, turn_id).listeners == (Listener("conn-b"),)
 
 
 def test_tool_invocations_are_recorded_in_order(store, owner):
@@ -294,7 +295,7 @@ def test_a_retry_from_another_connection_gets_the_turn_and_that_connection_liste
 
     assert (turn.id, turn.conversation_id, created) == (turn_id, conversation_id, False)
     with store.unit_of_work() as repo:
-        assert repo.turn_control(owner, turn_id).listeners == ("conn-1", "conn-2")
+        assert repo.turn_control(owner, turn_id).listeners == (Listener("conn-1"), Listener("conn-2"))
         assert [c.id for c in repo.list_conversations(owner).items] == [conversation_id]  # no new one
 
 

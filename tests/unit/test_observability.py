@@ -15,6 +15,7 @@ from fakes import MemoryChatStore
 from gateway_client import make_gateway_harness, make_owner
 from support import FakeClock
 
+from courier_shared.db.store import Listener
 from courier_shared.protocol import StartMetadata, StartPart
 from courier_worker.ports import ConnectionGone
 from courier_worker.streaming import Outbox, Publisher
@@ -50,7 +51,7 @@ def test_the_streaming_core_logs_as_the_worker(caplog: pytest.LogCaptureFixture)
             endpoint_url="https://example/prod",
             poster=GonePoster(),
             outbox=Outbox(flush_interval_s=0.05),
-            listeners=["gone-1"],
+            listeners=[Listener("gone-1")],
             clock=FakeClock().monotonic,
         )
         publisher.start()

@@ -1,7 +1,9 @@
 """A small deterministic Strands model for worker tests: scripted turns, token delay, honours cancel.
 
 Each model call consumes the next scripted step: {"text": ...} and/or {"tool": {"name", "input", "id"}},
-or {"raise": exception}. The last step repeats.
+or {"raise": exception}. The last step repeats. A step may start with the model's reasoning, as
+Bedrock streams extended thinking: {"reasoning": ...} (word by word, then a "signature"), and/or
+{"redacted": b"..."} (an encrypted reasoning block).
 """
 
 from __future__ import annotations
@@ -69,6 +71,15 @@ class ScriptedModel(Model):
         out = 0
         try:
             yield {"messageStart": {"role": "assistant"}}
+            if reasoning := step.get("reasoning"):
+                for token in words(reasoning):
+                    out += 1
+                    yield {"contentBlockDelta": {"delta": {"reasoningContent": {"text": token}}}}
+                yield {"contentBlockDelta": {"delta": {"reasoningContent": {"signature": "c2lnbmF0dXJl"}}}}
+                yield {"contentBlockStop": {}}
+            if redacted := step.get("redacted"):
+                yield {"contentBlockDelta": {"delta": {"reasoningContent": {"redactedContent": redacted}}}}
+                yield {"contentBlockStop": {}}
             if text := step.get("text"):
                 yield {"contentBlockStart": {"contentBlockIndex": 0, "start": {}}}
                 for token in words(text):

@@ -295,6 +295,7 @@ class Bench:
                 await post(TextDeltaPart(id="text-0", delta=event["data"]))
         await post(
             FinishPart(
+                finish_reason="stop",
                 message_metadata=FinishMetadata(
                     stop_reason="end_turn", usage=WireUsage(), latency_ms=0, time_to_first_token_ms=None
                 )

@@ -177,6 +177,22 @@ class TextEndPart(_Part):
     id: str
 
 
+class ReasoningStartPart(_Part):
+    type: Literal["reasoning-start"] = "reasoning-start"
+    id: str
+
+
+class ReasoningDeltaPart(_Part):
+    type: Literal["reasoning-delta"] = "reasoning-delta"
+    id: str
+    delta: str
+
+
+class ReasoningEndPart(_Part):
+    type: Literal["reasoning-end"] = "reasoning-end"
+    id: str
+
+
 class ToolInputAvailablePart(_Part):
     type: Literal["tool-input-available"] = "tool-input-available"
     tool_call_id: str
@@ -191,6 +207,7 @@ class ToolStatus(_Wire):
 
 class DataToolStatusPart(_Part):
     type: Literal["data-tool-status"] = "data-tool-status"
+    id: str  # the tool call's id: a later status of the same call replaces the earlier one
     data: ToolStatus
 
 
@@ -214,17 +231,24 @@ class Usage(_Wire):
 class FinishMetadata(_Wire):
     stop_reason: str
     usage: Usage
-    latency_ms: int
+    latency_ms: int | None  # None when the turn was ended by recovery, not by its worker
     time_to_first_token_ms: int | None
+    status: TurnStatus = TurnStatus.COMPLETED  # the stored status (completed, cancelled, interrupted)
+
+
+# The AI SDK's finish reasons (ai@7; `interrupted` is new in 7: a turn that did not complete).
+FinishReason = Literal["stop", "length", "content-filter", "tool-calls", "error", "interrupted", "other"]
 
 
 class FinishPart(_Part):
     type: Literal["finish"] = "finish"
+    finish_reason: FinishReason
     message_metadata: FinishMetadata
 
 
 class AbortPart(_Part):
     type: Literal["abort"] = "abort"
+    reason: Literal["cancelled", "interrupted"]  # the turn's stored status
 
 
 class ErrorPart(_Part):
@@ -239,6 +263,9 @@ ChunkPart = Annotated[
     | TextStartPart
     | TextDeltaPart
     | TextEndPart
+    | ReasoningStartPart
+    | ReasoningDeltaPart
+    | ReasoningEndPart
     | ToolInputAvailablePart
     | DataToolStatusPart
     | ToolOutputAvailablePart
@@ -293,6 +320,8 @@ class HistoryTurn(_Wire):
     status: TurnStatus
     user_text: str
     assistant_text: str
+    # The model's reasoning (extended thinking) for this turn, never part of the answer; "" if none.
+    reasoning_text: str = ""
     model: str | None
     usage: Usage | None
     created_at: datetime
@@ -337,6 +366,106 @@ ServerFrame = Annotated[
     Field(discriminator="type"),
 ]
 SERVER_FRAME: TypeAdapter[ServerFrame] = TypeAdapter(ServerFrame)
+
+
+# ---------------------------------------------------------------- AI SDK chat frames
+#
+# The envelope of the AI SDK's WebSocketChatTransport (ai@7): every frame carries `type` and
+# `requestId`; chunks carry a per-request `sequence` (0, 1, 2, … with no gaps). These frames have no
+# `action`, so API Gateway routes them to `$default`, and the gateway answers them by `type`.
+
+CHAT_REQUEST_TYPES = frozenset({"send", "resume", "abort"})
+MAX_CHAT_ID_CHARS = 200
+MAX_CHAT_FRAME_DEPTH = 32  # UI messages nest (parts, tool inputs and outputs); still bounded
+
+
+class _ChatRequest(_Wire):
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False, validate_by_name=False)
+
+    request_id: str = Field(min_length=1, max_length=128)
+
+
+class UIMessageIn(_Wire):
+    """A UI message as the transport sends it; only the last user message's text is used."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    id: str = Field(max_length=200)
+    role: Literal["system", "user", "assistant"]
+    parts: list[dict[str, Any]]
+
+    def text(self) -> str:
+        return "\n".join(
+            part["text"]
+            for part in self.parts
+            if part.get("type") == "text" and isinstance(part.get("text"), str)
+        )
+
+
+class ChatSend(_ChatRequest):
+    type: Literal["send"]
+    id: str = Field(min_length=1, max_length=MAX_CHAT_ID_CHARS)
+    trigger: Literal["submit-message", "regenerate-message"]
+    message_id: str | None = Field(default=None, max_length=200)
+    messages: list[UIMessageIn] = Field(min_length=1)
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: dict[str, Any] = Field(default_factory=dict)
+    metadata: Any = None
+
+
+class ChatResume(_ChatRequest):
+    type: Literal["resume"]
+    id: str = Field(min_length=1, max_length=MAX_CHAT_ID_CHARS)
+    last_sequence: int | None = Field(default=None, ge=0)  # advisory: the replay is always complete
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: dict[str, Any] = Field(default_factory=dict)
+    metadata: Any = None
+
+
+class ChatAbort(_ChatRequest):
+    type: Literal["abort"]
+
+
+ChatRequest = Annotated[ChatSend | ChatResume | ChatAbort, Field(discriminator="type")]
+CHAT_REQUEST: TypeAdapter[ChatRequest] = TypeAdapter(ChatRequest)
+
+
+def parse_chat_request(raw: str | bytes) -> ChatRequest:
+    """Parse one AI SDK chat frame; raises ValidationError (pydantic) for anything off-contract."""
+    return CHAT_REQUEST.validate_json(raw)
+
+
+class ChatStart(_Wire):
+    type: Literal["start"] = "start"
+    request_id: str
+
+
+class ChatChunk(_Wire):
+    type: Literal["chunk"] = "chunk"
+    request_id: str
+    sequence: int = Field(ge=0)
+    chunk: ChunkPart
+
+
+class ChatEnd(_Wire):
+    type: Literal["end"] = "end"
+    request_id: str
+
+
+class ChatError(_Wire):
+    type: Literal["error"] = "error"
+    request_id: str
+    error_text: str
+
+
+class ChatNoActive(_Wire):
+    type: Literal["no-active"] = "no-active"
+    request_id: str
+
+
+ChatResponse = Annotated[
+    ChatStart | ChatChunk | ChatEnd | ChatError | ChatNoActive, Field(discriminator="type")
+]
 
 
 def dump_frame(frame: _Wire) -> str:

@@ -14,13 +14,16 @@ from typing import Any
 from pydantic import TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
 
-from courier_shared.protocol import ChunkPart, ClientFrame, ServerFrame
+from courier_shared.protocol import ChatRequest, ChatResponse, ChunkPart, ClientFrame, ServerFrame
 
 # Client frames are documented as Courier accepts them, server frames as Courier sends them.
 SCHEMAS: dict[str, tuple[Any, JsonSchemaMode]] = {
     "client-frame.schema.json": (ClientFrame, "validation"),
     "server-frame.schema.json": (ServerFrame, "serialization"),
     "chunk-part.schema.json": (ChunkPart, "serialization"),
+    # The AI SDK's WebSocketChatTransport envelope (ai@7), as Courier accepts and answers it.
+    "chat-request.schema.json": (ChatRequest, "validation"),
+    "chat-response.schema.json": (ChatResponse, "serialization"),
 }
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from gateway_client import Client, GatewayHarness, make_owner
 
-from courier_shared.db.store import TurnOutcome
+from courier_shared.db.store import Listener, TurnOutcome
 from courier_shared.protocol import TurnStatus, parse_server_frame
 
 
@@ -77,7 +77,7 @@ def test_send_message_stores_the_turn_queues_it_and_acks(harness: GatewayHarness
             conversation_id,
         )
         assert turn.enqueued_at is not None
-        assert repo.turn_control(owner, turn_id).listeners == (client.connection_id,)
+        assert repo.turn_control(owner, turn_id).listeners == (Listener(client.connection_id),)
         conversation = repo.find_conversation(owner, conversation_id)
         assert conversation is not None and conversation.title == "What is 2+2?"
 
@@ -122,7 +122,7 @@ def test_the_retrying_connection_hears_the_turn(harness: GatewayHarness) -> None
     second_connection.send(frame)
 
     with harness.store.unit_of_work() as repo:
-        listeners = set(repo.turn_control(owner, turn_id).listeners)
+        listeners = {s.connection_id for s in repo.turn_control(owner, turn_id).listeners}
     assert listeners == {first_connection.connection_id, second_connection.connection_id}
 
 
@@ -305,7 +305,7 @@ def test_resume_answers_a_snapshot_and_makes_the_connection_a_listener(harness: 
         "text": "Once upon a",
     }
     with harness.store.unit_of_work() as repo:
-        assert reconnected.connection_id in repo.turn_control(owner, turn_id).listeners
+        assert Listener(reconnected.connection_id) in repo.turn_control(owner, turn_id).listeners
 
 
 def test_resume_of_a_finished_turn_gives_its_final_text(harness: GatewayHarness) -> None:

@@ -174,6 +174,9 @@ class RecordingPublisher:
     def emit_text(self, text_id: str, delta: str) -> None:
         self.parts.append(f"delta {text_id} {delta}")
 
+    def emit_reasoning(self, reasoning_id: str, delta: str) -> None:
+        self.parts.append(f"delta {reasoning_id} {delta}")
+
 
 def test_each_text_block_gets_its_own_id_and_a_step_closes_its_open_text() -> None:
     publisher = RecordingPublisher()
@@ -212,3 +215,137 @@ def test_the_models_usage_report_wins_over_the_estimate() -> None:
     writer.model_event({"metadata": {"usage": {"inputTokens": 7, "outputTokens": 3, "totalTokens": 10}}})
 
     assert estimated.estimated and meter.usage().output_tokens == 3 and not meter.usage().estimated
+
+
+# ---------------------------------------------------------------- reasoning (extended thinking)
+
+THOUGHT = "The user wants the time. Noon is a safe guess. "
+
+
+def deltas(parts: list[dict[str, Any]], kind: str, block_id: str | None = None) -> str:
+    return "".join(p["delta"] for p in parts if p["type"] == f"{kind}-delta" and block_id in (None, p["id"]))
+
+
+async def test_reasoning_streams_in_its_own_block_before_the_answer_and_is_stored_beside_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parts, _, (store, request) = await answer(
+        ScriptedModel([{"reasoning": THOUGHT, "text": "It is noon in Paris."}])
+    )
+
+    kinds = [t for t in types(parts) if not t.endswith("-delta")]
+    assert kinds == [
+        "start",
+        "start-step",
+        "reasoning-start",
+        "reasoning-end",  # the reasoning block closes before the answer's text starts
+        "text-start",
+        "text-end",
+        "finish-step",
+        "finish",
+    ]
+    reasoning_start = types(parts).index("reasoning-start")
+    assert {p["id"] for p in parts if p["type"].startswith("reasoning-")} == {"reasoning-0"}
+    assert types(parts)[reasoning_start + 1] == "reasoning-delta"
+    assert deltas(parts, "reasoning") == THOUGHT
+    assert deltas(parts, "text") == "It is noon in Paris."
+    with store.unit_of_work() as repo:
+        turn = repo.find_turn(OWNER, request.turn_id)
+        assert (turn.assistant_text, turn.reasoning_text) == ("It is noon in Paris.", THOUGHT)
+    logged = capsys.readouterr()
+    assert "safe guess" not in logged.out + logged.err  # reasoning never goes to logs
+
+
+async def test_reasoning_around_a_tool_call_gets_a_block_per_step_closed_before_the_tool_runs() -> None:
+    model = ScriptedModel(
+        [
+            {
+                "reasoning": "I need the clock. ",
+                "text": "Let me look. ",
+                "tool": {"name": "current_time", "input": {"time_zone": "UTC"}, "id": "t1"},
+            },
+            {"reasoning": "Now I know. ", "text": "Done."},
+        ]
+    )
+    parts, _, (store, request) = await answer(model)
+
+    kinds = [t for t in types(parts) if not t.endswith("-delta")]
+    assert kinds == [
+        "start",
+        "start-step",
+        "reasoning-start",
+        "reasoning-end",
+        "text-start",
+        "text-end",
+        "tool-input-available",
+        "data-tool-status",
+        "tool-output-available",
+        "finish-step",
+        "start-step",
+        "reasoning-start",
+        "reasoning-end",
+        "text-start",
+        "text-end",
+        "finish-step",
+        "finish",
+    ]
+    assert deltas(parts, "reasoning", "reasoning-0") == "I need the clock. "
+    assert deltas(parts, "reasoning", "reasoning-1") == "Now I know. "
+    with store.unit_of_work() as repo:
+        turn = repo.find_turn(OWNER, request.turn_id)
+        assert turn.assistant_text == "Let me look. Done."
+        assert turn.reasoning_text == "I need the clock. Now I know. "
+    # Strands keeps the signed reasoning in the agent's messages for the call after the tool.
+    replayed = [b for m in model.calls[1]["messages"] for b in m["content"] if "reasoningContent" in b]
+    signed = {"text": "I need the clock. ", "signature": "c2lnbmF0dXJl"}
+    assert replayed == [{"reasoningContent": {"reasoningText": signed}}]
+
+
+async def test_redacted_reasoning_is_not_shown_and_does_not_break_the_turn() -> None:
+    parts, report, (store, request) = await answer(
+        ScriptedModel([{"redacted": b"\x00encrypted", "text": "It is noon."}])
+    )
+
+    assert report.status is TurnStatus.COMPLETED
+    assert not [p for p in parts if p["type"].startswith("reasoning-")]
+    assert deltas(parts, "text") == "It is noon."
+    with store.unit_of_work() as repo:
+        turn = repo.find_turn(OWNER, request.turn_id)
+        assert (turn.assistant_text, turn.reasoning_text) == ("It is noon.", "")
+
+
+def test_a_reasoning_block_and_a_text_block_never_overlap() -> None:
+    publisher = RecordingPublisher()
+    writer = PartWriter(publisher, UsageMeter())  # type: ignore[arg-type]
+
+    writer.open_step()
+    writer.reasoning("Hmm")
+    writer.text("Hi")  # text closes the open reasoning block
+    writer.reasoning("")  # nothing: no empty block
+    writer.reasoning("More")  # and reasoning closes the open text block
+    writer.close_step()
+
+    assert publisher.parts == [
+        "start-step",
+        "reasoning-start",
+        "delta reasoning-0 Hmm",
+        "reasoning-end",
+        "text-start",
+        "delta text-0 Hi",
+        "text-end",
+        "reasoning-start",
+        "delta reasoning-1 More",
+        "reasoning-end",
+        "finish-step",
+    ]
+    assert writer.reasoning_text == "HmmMore"
+
+
+def test_stored_reasoning_is_bounded_so_a_history_turn_fits_one_message() -> None:
+    from courier_worker.parts import STORED_REASONING_MAX_BYTES
+
+    writer = PartWriter(RecordingPublisher(), UsageMeter())  # type: ignore[arg-type]
+    writer.reasoning("é" * STORED_REASONING_MAX_BYTES)
+
+    stored = writer.reasoning_text
+    assert len(stored.encode()) <= STORED_REASONING_MAX_BYTES and stored == "é" * len(stored)

@@ -11,15 +11,20 @@ from collections.abc import Callable
 import pytest
 from support import FakeClock
 
+from courier_shared.db.store import Listener
 from courier_shared.protocol import (
     MAX_FRAME_BYTES,
+    AbortPart,
     Chunk,
+    FinishMetadata,
+    FinishPart,
     FinishStepPart,
     Snapshot,
     StartMetadata,
     StartPart,
     TextDeltaPart,
     TextStartPart,
+    Usage,
     dump_frame,
     parse_server_frame,
 )
@@ -27,6 +32,9 @@ from courier_worker.ports import ConnectionGone, ConnectionUnavailable
 from courier_worker.streaming import Outbox, Publisher, split_text
 
 START = StartPart(message_id="t", message_metadata=StartMetadata(model="m", attempt=1))
+METADATA = FinishMetadata(stop_reason="end_turn", usage=Usage(), latency_ms=1, time_to_first_token_ms=1)
+FINISH = FinishPart(finish_reason="stop", message_metadata=METADATA)
+INTERRUPTED = FinishPart(finish_reason="interrupted", message_metadata=METADATA)
 
 
 # ---------------------------------------------------------------- Outbox (pure, fake clock)
@@ -172,7 +180,7 @@ def make_publisher(
         endpoint_url="http://gw/dev",
         poster=poster,
         outbox=Outbox(flush_interval_s=interval),
-        listeners=listeners,
+        listeners=[Listener(c) for c in listeners],
         clock=clock.monotonic,
     )
 
@@ -262,7 +270,7 @@ async def test_gone_listener_is_dropped_and_reported_and_others_keep_receiving()
         endpoint_url="http://gw/dev",
         poster=poster,
         outbox=Outbox(flush_interval_s=0.01),
-        listeners=["a", "b"],
+        listeners=[Listener("a"), Listener("b")],
         clock=FakeClock().monotonic,
         on_listener_count=counts.append,
         on_gone=on_gone,
@@ -272,10 +280,11 @@ async def test_gone_listener_is_dropped_and_reported_and_others_keep_receiving()
     publisher.emit_text("x", "hello")
     await publisher.close()
     assert removed == ["b"]
-    assert publisher.listeners == ["a"]
+    assert publisher.listeners == [Listener("a")]
     assert counts[-1] == 1
     assert text_of(poster.frames_for("a")) == "hello"
-    publisher.sync_listeners(["a", "b"])  # a stale read of the listener table must not re-add it
+    # A stale read of the listener table must not re-add it.
+    publisher.sync_listeners([Listener("a"), Listener("b")])
     assert publisher.listener_count == 1
 
 
@@ -290,7 +299,7 @@ async def test_new_listener_gets_a_snapshot_then_the_live_chunks_gap_free() -> N
     await publisher.drain()
     publisher.emit_text("x", "two ")
     await publisher.drain()
-    publisher.sync_listeners(["a", "late"])
+    publisher.sync_listeners([Listener("a"), Listener("late")])
     await asyncio.sleep(0.01)
     publisher.emit_text("x", "three")
     await publisher.close()
@@ -314,7 +323,7 @@ async def test_unreachable_listener_is_picked_up_again_with_a_snapshot() -> None
     await publisher.drain()
     assert publisher.listener_count == 0
     poster.unavailable.clear()
-    publisher.sync_listeners(["a"])  # the control poll still finds it in the table
+    publisher.sync_listeners([Listener("a")])  # the control poll still finds it in the table
     publisher.emit_text("x", "found")
     await publisher.close()
     frames = poster.frames_for("a")
@@ -341,3 +350,112 @@ async def test_the_publisher_measures_its_posts_on_its_clock() -> None:
     assert publisher.posts == 2
     assert publisher.post_seconds_max == pytest.approx(0.04)
     assert publisher.post_seconds_total == pytest.approx(0.05)
+
+
+# ---------------------------------------------------------------- AI SDK chat requests as listeners
+
+
+def sdk_publisher(poster: FakePoster, listeners: list[Listener], *, attempt: int = 1) -> Publisher:
+    gone: list[str] = []
+
+    async def on_gone(connection_id: str) -> None:
+        gone.append(connection_id)
+
+    publisher = Publisher(
+        turn_id=uuid.uuid4(),
+        attempt=attempt,
+        endpoint_url="http://gw/dev",
+        poster=poster,
+        outbox=Outbox(flush_interval_s=0.01),
+        listeners=listeners,
+        clock=FakeClock().monotonic,
+        on_gone=on_gone,
+    )
+    publisher.removed = gone  # type: ignore[attr-defined]
+    return publisher
+
+
+def sdk_sequences(frames: list[dict[str, object]]) -> list[int]:
+    return [int(f["sequence"]) for f in frames if f["type"] == "chunk"]  # type: ignore[call-overload]
+
+
+@pytest.mark.anyio
+async def test_an_sdk_request_gets_the_transports_frames_and_an_end_after_the_ending() -> None:
+    poster = FakePoster()
+    publisher = sdk_publisher(poster, [Listener("courier"), Listener("sdk", "req-1")])
+    publisher.start()
+    publisher.emit(START)
+    publisher.emit(TextStartPart(id="x"))
+    publisher.emit_text("x", "hello")
+    publisher.emit(FINISH)
+    await publisher.close()
+
+    sdk = poster.frames_for("sdk")
+    assert {f["requestId"] for f in sdk} == {"req-1"}
+    assert [f["type"] for f in sdk] == ["chunk"] * 4 + ["end"]
+    assert sdk_sequences(sdk) == [0, 1, 2, 3]
+    assert [f["chunk"]["type"] for f in sdk[:4]] == ["start", "text-start", "text-delta", "finish"]  # type: ignore[index]
+    courier = poster.frames_for("courier")  # a Courier client's frames are unchanged
+    assert [f["type"] for f in courier] == ["chunk"] * 4 and [f["seq"] for f in courier] == [0, 1, 2, 3]
+
+
+@pytest.mark.anyio
+async def test_an_sdk_request_joining_mid_turn_gets_a_replay_from_start_with_the_same_sequences() -> None:
+    poster = FakePoster()
+    publisher = sdk_publisher(poster, [Listener("sdk", "req-1")])
+    publisher.start()
+    publisher.emit(START)
+    publisher.emit(TextStartPart(id="x"))
+    publisher.emit_text("x", "one ")
+    await publisher.drain()
+    publisher.emit_text("x", "two ")
+    await publisher.drain()
+
+    publisher.sync_listeners([Listener("sdk", "req-1"), Listener("late", "req-2")])
+    await eventually(lambda: len(poster.frames_for("late")) == 4)
+    publisher.emit_text("x", "three")
+    publisher.emit(FINISH)
+    await publisher.close()
+
+    first, late = poster.frames_for("sdk"), poster.frames_for("late")
+    assert [f["chunk"] for f in late if f["type"] == "chunk"] == [
+        f["chunk"] for f in first if f["type"] == "chunk"
+    ]
+    assert sdk_sequences(late) == sdk_sequences(first) == list(range(6))
+    assert late[-1] == {"type": "end", "requestId": "req-2"}
+
+
+@pytest.mark.anyio
+async def test_an_abort_reaches_an_sdk_request_as_abort_then_an_interrupted_finish() -> None:
+    poster = FakePoster()
+    publisher = sdk_publisher(poster, [Listener("courier"), Listener("sdk", "req-1")])
+    publisher.start()
+    publisher.emit(START)
+    publisher.emit(AbortPart(reason="cancelled"), (INTERRUPTED,))
+    await publisher.close()
+
+    sdk = poster.frames_for("sdk")
+    assert [(f["type"], f.get("sequence")) for f in sdk] == [
+        ("chunk", 0),
+        ("chunk", 1),
+        ("chunk", 2),
+        ("end", None),
+    ]
+    assert sdk[2]["chunk"]["finishReason"] == "interrupted"  # type: ignore[index]
+    courier = poster.frames_for("courier")  # exactly one ending for a Courier client
+    assert [f["chunk"]["type"] for f in courier] == ["start", "abort"]  # type: ignore[index]
+
+
+@pytest.mark.anyio
+async def test_an_sdk_request_of_an_earlier_attempt_is_told_to_resume_and_stops_listening() -> None:
+    poster = FakePoster()
+    publisher = sdk_publisher(poster, [Listener("courier"), Listener("sdk", "req-1")], attempt=2)
+    publisher.start()
+    publisher.emit(START)
+    await publisher.close()
+
+    [notice] = poster.frames_for("sdk")  # nothing of attempt 2: its sequence would repeat attempt 1's
+    assert notice["type"] == "error" and notice["requestId"] == "req-1"
+    assert "resume" in str(notice["errorText"])
+    assert publisher.removed == ["sdk"]  # type: ignore[attr-defined]
+    assert [f["chunk"]["type"] for f in poster.frames_for("courier")] == ["start"]  # type: ignore[index]

@@ -7,6 +7,7 @@ every store call is scoped by it, so another user's conversation or turn reads a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Callable, Mapping
@@ -23,14 +24,24 @@ from courier_gateway.fair_use import FrameRateLimiter
 from courier_gateway.observability import record_refusal
 from courier_gateway.ports import GatewayRepository, GatewayStore
 from courier_gateway.queue import TurnQueue
-from courier_shared.db.models import Turn
+from courier_shared.db.models import Conversation, Turn
 from courier_shared.db.store import ClientMessageIdReused, InvalidCursor, Owner, encode_cursor
 from courier_shared.protocol import (
+    CHAT_REQUEST_TYPES,
     CLIENT_ACTIONS,
+    MAX_CHAT_FRAME_DEPTH,
     MAX_CLIENT_FRAME_DEPTH,
     SUBPROTOCOL,
     Ack,
     Cancel,
+    ChatAbort,
+    ChatEnd,
+    ChatError,
+    ChatNoActive,
+    ChatResponse,
+    ChatResume,
+    ChatSend,
+    ChatStart,
     ClientFrame,
     Conversations,
     ConversationSummary,
@@ -49,6 +60,7 @@ from courier_shared.protocol import (
     describe_validation_error,
     dump_frame,
     nesting_depth,
+    parse_chat_request,
     parse_client_frame,
 )
 from courier_shared.queue import TurnRequest
@@ -86,6 +98,17 @@ class FrameError(Exception):
         self.code = code
         self.message = message
         self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class _NewMessage:
+    """A message to answer, from `sendMessage` or from an AI SDK `send`."""
+
+    client_message_id: uuid.UUID
+    text: str
+    conversation_id: uuid.UUID | None = None  # sendMessage: an existing conversation, or a new one
+    chat_id: str | None = None  # AI SDK: the chat's id names the conversation, made on first use
+    request_id: str | None = None  # AI SDK: the request whose stream the answer is
 
 
 @dataclass(frozen=True)
@@ -168,20 +191,19 @@ class Gateway:
 
     # ---------------------------------------------------------------- client frames
 
-    def answer(self, request: WebSocketEvent) -> Ack | Snapshot | History | Conversations | Pong | Error:
+    def answer(
+        self, request: WebSocketEvent
+    ) -> Ack | Snapshot | History | Conversations | Pong | Error | ChatResponse:
         hints: _Hints = (None, None)
         try:
             body = request.body or ""
             document = self._load(body)
+            if isinstance(document, dict) and _is_chat_request(document):
+                return self._answer_chat(request, body, document)
             hints = _hints(document)
-            if request.owner is None:
-                raise FrameError(
-                    ErrorCode.UNAUTHORIZED,
-                    "This connection has no verified identity: reconnect with a token.",
-                )
-            self._admit(request, request.owner)  # before anything that costs more than a lookup
+            owner = self._admitted_owner(request)
             self._check(body, document)
-            answer = self._dispatch(self._parse(body), request, request.owner)
+            answer = self._dispatch(self._parse(body), request, owner)
         except FrameError as error:
             self._logger.info(
                 "frame refused", extra={**_who(request), "action": hints[0], "code": error.code.value}
@@ -203,6 +225,15 @@ class Gateway:
         )
         return answer
 
+    def _admitted_owner(self, request: WebSocketEvent) -> Owner:
+        if request.owner is None:
+            raise FrameError(
+                ErrorCode.UNAUTHORIZED,
+                "This connection has no verified identity: reconnect with a token.",
+            )
+        self._admit(request, request.owner)  # before anything that costs more than a lookup
+        return request.owner
+
     def _admit(self, request: WebSocketEvent, owner: Owner) -> None:
         refusal = self._fair_use.admit(request.connection_id, owner)
         if refusal is None:
@@ -219,29 +250,38 @@ class Gateway:
     @staticmethod
     def _load(body: str) -> object:
         """The frame's JSON, or None if it is not JSON. The nesting is checked first, unparsed, so a
-        deeply nested frame can't exhaust the parser's recursion."""
+        deeply nested frame can't exhaust the parser's recursion: an AI SDK chat frame carries UI
+        messages and may nest up to MAX_CHAT_FRAME_DEPTH, any other frame is one flat object."""
         if body == "":
             raise FrameError(
                 ErrorCode.BAD_REQUEST, 'The frame is empty: send a JSON object like {"action":"ping"}.'
             )
-        if nesting_depth(body) > MAX_CLIENT_FRAME_DEPTH:
-            raise FrameError(
-                ErrorCode.BAD_REQUEST,
-                f"The frame nests arrays or objects more than {MAX_CLIENT_FRAME_DEPTH} levels deep: "
-                'a client frame is one flat JSON object like {"action":"ping"}.',
-            )
+        depth = nesting_depth(body)
+        too_deep = FrameError(
+            ErrorCode.BAD_REQUEST,
+            f"The frame nests arrays or objects more than {MAX_CLIENT_FRAME_DEPTH} levels deep: "
+            'a client frame is one flat JSON object like {"action":"ping"}.',
+        )
+        if depth > MAX_CHAT_FRAME_DEPTH:
+            raise too_deep
         try:
-            return json.loads(body)
+            document = json.loads(body)
         except (ValueError, RecursionError):
             return None
+        if depth > MAX_CLIENT_FRAME_DEPTH and not _is_chat_request(document):
+            raise too_deep
+        return document
 
-    def _check(self, body: str, document: object) -> None:
+    def _check_size(self, body: str) -> None:
         size = len(body.encode("utf-8", errors="surrogatepass"))
         if size > self._limits.max_frame_bytes:
             raise FrameError(
                 ErrorCode.TOO_LARGE,
                 f"The frame is {size} bytes; the limit is {self._limits.max_frame_bytes} bytes.",
             )
+
+    def _check(self, body: str, document: object) -> None:
+        self._check_size(body)
         if document is None:
             raise FrameError(ErrorCode.BAD_REQUEST, "The frame is not valid JSON.")
         if not isinstance(document, dict):
@@ -278,7 +318,18 @@ class Gateway:
     # ---------------------------------------------------------------- sendMessage
 
     def _send_message(self, frame: SendMessage, request: WebSocketEvent, owner: Owner) -> Ack:
-        text = frame.text
+        message = _NewMessage(frame.client_message_id, frame.text, conversation_id=frame.conversation_id)
+        stored = self._take_message(message, request, owner)
+        return Ack(
+            action="sendMessage",
+            client_message_id=frame.client_message_id,
+            conversation_id=stored.conversation_id,
+            turn_id=stored.turn_id,
+        )
+
+    def _take_message(self, message: _NewMessage, request: WebSocketEvent, owner: Owner) -> _StoredTurn:
+        """Check, store and queue a message (once per clientMessageId): the one way a turn starts."""
+        text = message.text
         if len(text) > self._limits.max_message_chars:
             raise FrameError(
                 ErrorCode.TOO_LARGE,
@@ -293,35 +344,37 @@ class Gateway:
         # and turns are queued in the order they are stored (and history shows), so a conversation's
         # turns run in that order.
         with self._store.owner_serialized(owner) as store:
-            stored = self._store_turn(store, frame, request, owner)
+            stored = self._store_turn(store, message, request, owner)
             if stored.needs_enqueue:
                 self._enqueue(store, stored, request, owner)
-        return Ack(
-            action="sendMessage",
-            client_message_id=frame.client_message_id,
-            conversation_id=stored.conversation_id,
-            turn_id=stored.turn_id,
-        )
+        return stored
 
     def _store_turn(
-        self, store: GatewayStore, frame: SendMessage, request: WebSocketEvent, owner: Owner
+        self, store: GatewayStore, message: _NewMessage, request: WebSocketEvent, owner: Owner
     ) -> _StoredTurn:
         now = self._clock()
         with store.unit_of_work() as repo:
             conversation = None
-            if frame.conversation_id is not None:
-                conversation = repo.find_conversation(owner, frame.conversation_id)
+            if message.chat_id is not None:
+                conversation = _chat_conversation(repo, owner, message.chat_id)
+                if conversation is None:
+                    conversation = repo.create_conversation(
+                        owner, message.text, now, conversation_id=_derived_chat_uuid(owner, message.chat_id)
+                    )
+            elif message.conversation_id is not None:
+                conversation = repo.find_conversation(owner, message.conversation_id)
                 if conversation is None:
                     raise FrameError(ErrorCode.NOT_FOUND, NO_SUCH_CONVERSATION)
             try:
                 turn, created = repo.create_turn(
                     owner,
                     conversation,
-                    frame.client_message_id,
-                    frame.text,
+                    message.client_message_id,
+                    message.text,
                     request.connection_id or None,
                     now,
                     admit=lambda: self._check_limits(repo, owner, now),  # only for a new message
+                    request_id=message.request_id,
                 )
             except ClientMessageIdReused:
                 raise FrameError(
@@ -378,6 +431,79 @@ class Gateway:
             ) from None
         with store.unit_of_work() as repo:
             repo.mark_enqueued(owner, stored.turn_id, self._clock())
+
+    # ---------------------------------------------------------------- AI SDK chat requests
+
+    def _answer_chat(self, request: WebSocketEvent, body: str, document: dict[str, Any]) -> ChatResponse:
+        """An AI SDK WebSocketChatTransport frame: answered in its envelope, always with its
+        `requestId` (the transport drops the whole connection on a frame without one)."""
+        raw_id = document.get("requestId")
+        request_id = raw_id if isinstance(raw_id, str) else ""
+        kind = str(document.get("type"))
+        try:
+            owner = self._admitted_owner(request)
+            self._check_size(body)
+            try:
+                frame = parse_chat_request(body)
+            except ValidationError as error:
+                raise FrameError(ErrorCode.BAD_REQUEST, describe_validation_error(error)) from None
+            match frame:
+                case ChatSend():
+                    answer: ChatResponse = self._chat_send(frame, request, owner)
+                case ChatResume():
+                    answer = self._chat_resume(frame, request, owner)
+                case ChatAbort():
+                    answer = self._chat_abort(frame, request, owner)
+        except FrameError as error:
+            self._logger.info(
+                "chat frame refused", extra={**_who(request), "type": kind, "code": error.code.value}
+            )
+            record_refusal(error.code.value)
+            return ChatError(request_id=request_id, error_text=error.message)
+        except Exception:
+            self._logger.exception("chat frame failed", extra={**_who(request), "type": kind})
+            record_refusal(ErrorCode.INTERNAL.value)
+            return ChatError(request_id=request_id, error_text=_internal_error(None, None).message)
+        self._logger.info("chat frame answered", extra={**_who(request), "type": kind, "answer": answer.type})
+        return answer
+
+    def _chat_send(self, frame: ChatSend, request: WebSocketEvent, owner: Owner) -> ChatStart:
+        """The last user message is the question: Courier keeps the conversation's history itself."""
+        question = next((m for m in reversed(frame.messages) if m.role == "user"), None)
+        if question is None:
+            raise FrameError(ErrorCode.BAD_REQUEST, "The chat has no user message to answer.")
+        if frame.trigger == "regenerate-message":
+            # Another answer to the same question: a new turn, once per request.
+            client_message_id = uuid.uuid5(CHAT_NAMESPACE, f"regenerate\n{frame.request_id}")
+        else:
+            client_message_id = _uuid_for(question.id)
+        message = _NewMessage(
+            client_message_id, question.text(), chat_id=frame.id, request_id=frame.request_id
+        )
+        self._take_message(message, request, owner)
+        return ChatStart(request_id=frame.request_id)
+
+    def _chat_resume(
+        self, frame: ChatResume, request: WebSocketEvent, owner: Owner
+    ) -> ChatStart | ChatNoActive:
+        """The chat's answer in progress, replayed from its start by the worker; else no-active."""
+        with self._store.unit_of_work() as repo:
+            conversation = _chat_conversation(repo, owner, frame.id)
+            turn = None if conversation is None else repo.open_turn_of(owner, conversation.id, self._clock())
+            if turn is not None:
+                # Share-locks the turn: if its worker is ending it right now, we see the ending.
+                turn = repo.add_listener(owner, turn.id, request.connection_id, frame.request_id)
+            if turn is None or turn.status.is_terminal:
+                return ChatNoActive(request_id=frame.request_id)
+        return ChatStart(request_id=frame.request_id)
+
+    def _chat_abort(self, frame: ChatAbort, request: WebSocketEvent, owner: Owner) -> ChatEnd:
+        """Stop the answer this request streams (the transport has closed its stream already)."""
+        with self._store.unit_of_work() as repo:
+            turn = repo.find_request_turn(owner, request.connection_id, frame.request_id)
+            if turn is not None:
+                repo.request_cancel(owner, turn.id, self._clock())
+        return ChatEnd(request_id=frame.request_id)
 
     # ---------------------------------------------------------------- the other actions
 
@@ -482,6 +608,7 @@ def _history_turn(turn: Turn) -> HistoryTurn:
         status=turn.status,
         user_text=turn.user_text,
         assistant_text=turn.assistant_text,
+        reasoning_text=turn.reasoning_text or "",  # unset until the row is flushed
         model=turn.model_id,
         usage=usage,
         created_at=turn.created_at,
@@ -497,6 +624,42 @@ def _internal_error(action: str | None, client_message_id: uuid.UUID | None) -> 
         client_message_id=client_message_id,
         retryable=True,
     )
+
+
+# AI SDK chat ids are any string; a conversation id is a UUID. A chat id that is not the UUID of one
+# of the user's conversations names the conversation uuid5(CHAT_NAMESPACE, tenant, user, chat id).
+CHAT_NAMESPACE = uuid.UUID("5b0e4c55-7c2a-4b8e-9a51-c0a1e4f7d3b2")
+
+
+def _is_chat_request(document: object) -> bool:
+    """An AI SDK chat frame: a `type` it sends and no `action` (API Gateway routes it to $default)."""
+    return (
+        isinstance(document, dict) and "action" not in document and document.get("type") in CHAT_REQUEST_TYPES
+    )
+
+
+def _derived_chat_uuid(owner: Owner, chat_id: str) -> uuid.UUID:
+    return uuid.uuid5(CHAT_NAMESPACE, f"{owner.tenant_id}\n{owner.user_id}\n{chat_id}")
+
+
+def _chat_conversation(repo: GatewayRepository, owner: Owner, chat_id: str) -> Conversation | None:
+    """The user's conversation a chat id names: the conversation with that id, else the derived one."""
+    candidates = [_derived_chat_uuid(owner, chat_id)]
+    with contextlib.suppress(ValueError):
+        candidates.insert(0, uuid.UUID(chat_id))
+    for conversation_id in candidates:
+        conversation = repo.find_conversation(owner, conversation_id)
+        if conversation is not None:
+            return conversation
+    return None
+
+
+def _uuid_for(message_id: str) -> uuid.UUID:
+    """A UI message's id as a clientMessageId (the idempotency key: a resent message is one turn)."""
+    try:
+        return uuid.UUID(message_id)
+    except ValueError:
+        return uuid.uuid5(CHAT_NAMESPACE, f"message\n{message_id}")
 
 
 _Hints = tuple[str | None, uuid.UUID | None]

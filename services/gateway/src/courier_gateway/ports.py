@@ -25,6 +25,10 @@ class GatewayRepository(Protocol):
 
     def find_conversation(self, owner: Owner, conversation_id: uuid.UUID) -> Conversation | None: ...
 
+    def create_conversation(
+        self, owner: Owner, title: str, now: datetime, conversation_id: uuid.UUID | None = None
+    ) -> Conversation: ...
+
     def list_conversations(
         self, owner: Owner, before: str | None = None, limit: int = 20
     ) -> Page[Conversation]: ...
@@ -39,6 +43,7 @@ class GatewayRepository(Protocol):
         now: datetime,
         *,
         admit: Callable[[], None] | None = None,
+        request_id: str | None = None,
     ) -> tuple[Turn, bool]:
         """The idempotent sendMessage (see ChatRepository.create_turn); raises ClientMessageIdReused."""
         ...
@@ -49,7 +54,13 @@ class GatewayRepository(Protocol):
 
     def count_open_turns_since(self, owner: Owner, since: datetime, now: datetime) -> int: ...
 
-    def add_listener(self, owner: Owner, turn_id: uuid.UUID, connection_id: str) -> Turn | None: ...
+    def add_listener(
+        self, owner: Owner, turn_id: uuid.UUID, connection_id: str, request_id: str | None = None
+    ) -> Turn | None: ...
+
+    def find_request_turn(self, owner: Owner, connection_id: str, request_id: str) -> Turn | None: ...
+
+    def open_turn_of(self, owner: Owner, conversation_id: uuid.UUID, now: datetime) -> Turn | None: ...
 
     def request_cancel(self, owner: Owner, turn_id: uuid.UUID, now: datetime) -> Turn | None: ...
 

@@ -62,6 +62,18 @@ def bedrock_client_config(settings: WorkerSettings) -> Config:
     )
 
 
+def thinking_request_fields(settings: WorkerSettings) -> dict[str, Any]:
+    """Converse's `additionalModelRequestFields` for extended thinking ({} when it is off).
+
+    With thinking on, Bedrock refuses a temperature or top_k override (and a top_p below 0.95):
+    the model is built without them, and max_tokens > budget is checked by the settings.
+    """
+    budget = settings.thinking_budget_tokens
+    if not budget:
+        return {}
+    return {"additional_request_fields": {"thinking": {"type": "enabled", "budget_tokens": budget}}}
+
+
 def build_bedrock_model(settings: WorkerSettings) -> AbortableBedrockModel:
     if not settings.model_id:
         raise ValueError("MODEL_ID is not set: the worker needs a Bedrock model id (or an injected model)")
@@ -71,6 +83,7 @@ def build_bedrock_model(settings: WorkerSettings) -> AbortableBedrockModel:
         region_name=settings.bedrock_region or settings.aws_region,
         endpoint_url=settings.bedrock_endpoint_url,
         boto_client_config=bedrock_client_config(settings),
+        **thinking_request_fields(settings),
     )
 
 

@@ -13,16 +13,21 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
-from courier_shared.db.store import Owner, TurnOutcome
+from courier_shared.db.store import Listener, Owner, TurnOutcome
 from courier_shared.protocol import (
     AbortPart,
     ChunkPart,
     ErrorPart,
+    FinishMetadata,
+    FinishPart,
+    FinishReason,
     StartMetadata,
     StartPart,
     TextEndPart,
     TextStartPart,
+    Usage,
 )
 from courier_shared.queue import TurnRequest
 from courier_shared.turn_states import TurnStatus
@@ -32,8 +37,51 @@ from courier_worker.observability import logger
 from courier_worker.ports import ConnectionPoster, TurnStore
 from courier_worker.streaming import Outbox, Publisher
 
+# The model's stop reason → the AI SDK's finish reason (Bedrock Converse stop reasons).
+FINISH_REASONS: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool-calls",
+    "guardrail_intervened": "content-filter",
+    "content_filtered": "content-filter",
+}
 
-def plan_ending(turn_id: uuid.UUID, attempt: int, model: str, text: str, final: ChunkPart) -> Outbox:
+
+def finish_reason(stop_reason: str) -> FinishReason:
+    return FINISH_REASONS.get(stop_reason, "other")
+
+
+def aborted(status: TurnStatus, metadata: FinishMetadata) -> tuple[AbortPart, tuple[ChunkPart, ...]]:
+    """A cancelled or interrupted turn's ending: `abort` for every listener and, for AI SDK ones, a
+    `finish` with finishReason `interrupted` after it (ai@7 reads that; it ignores an `abort` it
+    did not ask for itself)."""
+    reason: Literal["cancelled", "interrupted"] = (
+        "cancelled" if status is TurnStatus.CANCELLED else "interrupted"
+    )
+    return AbortPart(reason=reason), (FinishPart(finish_reason="interrupted", message_metadata=metadata),)
+
+
+def cancelled_while_queued() -> tuple[AbortPart, tuple[ChunkPart, ...]]:
+    """The ending of a turn cancelled before any model call: nothing generated, nothing used."""
+    metadata = FinishMetadata(
+        stop_reason="cancelled",
+        usage=Usage(),
+        latency_ms=None,
+        time_to_first_token_ms=None,
+        status=TurnStatus.CANCELLED,
+    )
+    return aborted(TurnStatus.CANCELLED, metadata)
+
+
+def plan_ending(
+    turn_id: uuid.UUID,
+    attempt: int,
+    model: str,
+    text: str,
+    final: ChunkPart,
+    sdk_tail: tuple[ChunkPart, ...] = (),
+) -> Outbox:
     """The frames of an ending attempt, numbered: `outbox.next_seq - 1` is the final part's seq."""
     outbox = Outbox(flush_interval_s=0.0)
     outbox.push(
@@ -43,7 +91,7 @@ def plan_ending(turn_id: uuid.UUID, attempt: int, model: str, text: str, final: 
         outbox.push(TextStartPart(id="text-0"))
         outbox.push_text("text-0", text)
         outbox.push(TextEndPart(id="text-0"))
-    outbox.push(final)
+    outbox.push(final, sdk_tail)
     return outbox
 
 
@@ -52,7 +100,7 @@ async def send_ending(
     *,
     turn_id: uuid.UUID,
     attempt: int,
-    listeners: tuple[str, ...],
+    listeners: tuple[Listener, ...],
     poster: ConnectionPoster,
     endpoint_url: str,
     clock: Callable[[], float],
@@ -76,7 +124,7 @@ async def send_ending(
 class _Ended:
     outbox: Outbox
     attempt: int
-    listeners: tuple[str, ...]
+    listeners: tuple[Listener, ...]
     status: TurnStatus
 
 
@@ -144,15 +192,26 @@ class TurnEnder:
                 return None  # its worker came back (or a retry took it over) since we looked
             cancelled = turn.cancel_requested_at is not None
             status = TurnStatus.CANCELLED if cancelled else TurnStatus.FAILED
-            final: ChunkPart = AbortPart() if cancelled else ErrorPart(error_text=failure.safe_text)
             attempt = turn.attempt + 1
             text = turn.assistant_text
-            outbox = plan_ending(turn.id, attempt, turn.model_id or self.model_label, text, final)
+            output_tokens = estimate_tokens(text) if text else None
+            final: ChunkPart = ErrorPart(error_text=failure.safe_text)
+            sdk_tail: tuple[ChunkPart, ...] = ()
+            if cancelled:
+                metadata = FinishMetadata(
+                    stop_reason="cancelled",
+                    usage=Usage(output_tokens=output_tokens or 0),
+                    latency_ms=None,
+                    time_to_first_token_ms=None,
+                    status=status,
+                )
+                final, sdk_tail = aborted(status, metadata)
+            outbox = plan_ending(turn.id, attempt, turn.model_id or self.model_label, text, final, sdk_tail)
             outcome = TurnOutcome(
                 status=status,
                 assistant_text=text,
                 last_seq=outbox.next_seq - 1,
-                output_tokens=estimate_tokens(text) if text else None,
+                output_tokens=output_tokens,
                 usage_estimated=bool(text),
                 stop_reason="cancelled" if cancelled else failure.code,
                 error_code=None if cancelled else failure.code,

@@ -1,6 +1,7 @@
-"""The agent's stream → AI SDK chunk parts: steps around model calls, text blocks, tool calls.
+"""The agent's stream → AI SDK chunk parts: steps around model calls, reasoning and text blocks,
+tool calls.
 
-`PartWriter` keeps the open text block and step; `AgentHooks` turns Strands' hook events into
+`PartWriter` keeps the open reasoning or text block and step; `AgentHooks` turns Strands' hook events into
 parts and `ToolCallRecord`s, and asks the turn whether another model call may start.
 """
 
@@ -22,6 +23,8 @@ from courier_shared.db.store import ToolCallRecord
 from courier_shared.protocol import (
     DataToolStatusPart,
     FinishStepPart,
+    ReasoningEndPart,
+    ReasoningStartPart,
     StartStepPart,
     TextEndPart,
     TextStartPart,
@@ -37,21 +40,53 @@ from courier_worker.tools import ToolInputError, ToolRegistry, result_output, tr
 
 TOOL_ERROR_TEXT_MAX_CHARS = 300
 CRASHED_TOOL_TEXT = "The tool failed unexpectedly."
+# The reasoning a turn stores (and history returns) at most: a history frame must hold one whole
+# turn (answer ≤ INLINE_TEXT_MAX_BYTES) within API Gateway's message limit. All of it is streamed.
+STORED_REASONING_MAX_BYTES = 16 * 1024
 
 
 class PartWriter:
-    """Emits one attempt's parts in protocol order (start-step … text … finish-step)."""
+    """Emits one attempt's parts in protocol order (start-step … reasoning … text … finish-step).
+
+    At most one block (reasoning or text) is open: a text delta closes an open reasoning block and
+    a reasoning delta an open text block, as the model's content blocks follow one another.
+    """
 
     def __init__(self, publisher: Publisher, meter: UsageMeter) -> None:
         self.publisher = publisher
         self.meter = meter
         self.text_id: str | None = None
         self.text_blocks = 0
+        self.reasoning_id: str | None = None
+        self.reasoning_blocks = 0
+        self._reasoning: list[str] = []
         self.step_open = False
+
+    @property
+    def reasoning_text(self) -> str:
+        """The attempt's reasoning so far, as stored (its first STORED_REASONING_MAX_BYTES)."""
+        text = "".join(self._reasoning)
+        if len(text) * 4 <= STORED_REASONING_MAX_BYTES:  # the cheap bound: nothing to cut
+            return text
+        return text.encode()[:STORED_REASONING_MAX_BYTES].decode(errors="ignore")
+
+    def reasoning(self, delta: str) -> None:
+        """A piece of the model's reasoning: streamed in reasoning parts, kept apart from the answer."""
+        if not delta:
+            return
+        self.close_text()
+        if self.reasoning_id is None:
+            self.reasoning_id = f"reasoning-{self.reasoning_blocks}"
+            self.reasoning_blocks += 1
+            self.publisher.emit(ReasoningStartPart(id=self.reasoning_id))
+        self.publisher.emit_reasoning(self.reasoning_id, delta)
+        self._reasoning.append(delta)
+        self.meter.generated(delta)
 
     def text(self, delta: str) -> None:
         if not delta:
             return
+        self.close_reasoning()
         if self.text_id is None:
             self.text_id = f"text-{self.text_blocks}"
             self.text_blocks += 1
@@ -63,6 +98,7 @@ class PartWriter:
         if not isinstance(event, dict):
             return
         if "contentBlockStop" in event or "messageStop" in event:
+            self.close_reasoning()
             self.close_text()
         delta = event.get("contentBlockDelta", {}).get("delta", {})
         if isinstance(delta, dict) and "toolUse" in delta:
@@ -82,8 +118,17 @@ class PartWriter:
             self.publisher.emit(TextEndPart(id=self.text_id))
             self.text_id = None
 
-    def close_step(self) -> None:
+    def close_reasoning(self) -> None:
+        if self.reasoning_id is not None:
+            self.publisher.emit(ReasoningEndPart(id=self.reasoning_id))
+            self.reasoning_id = None
+
+    def close_blocks(self) -> None:
+        self.close_reasoning()
         self.close_text()
+
+    def close_step(self) -> None:
+        self.close_blocks()
         if self.step_open:
             self.publisher.emit(FinishStepPart())
             self.step_open = False
@@ -119,14 +164,15 @@ class AgentHooks(HookProvider):
 
     def before_tool(self, event: BeforeToolCallEvent) -> None:
         publisher = self.writer.publisher
-        self.writer.close_text()
+        self.writer.close_blocks()
         tool_use = event.tool_use
         call_id, name = str(tool_use["toolUseId"]), str(tool_use["name"])
         tool_input = trimmed_input(tool_use.get("input", {}))
         seq = publisher.emit(ToolInputAvailablePart(tool_call_id=call_id, tool_name=name, input=tool_input))
         publisher.emit(
             DataToolStatusPart(
-                data=ToolStatus(tool_call_id=call_id, summary=self.tools.summary(name, tool_input))
+                id=call_id,
+                data=ToolStatus(tool_call_id=call_id, summary=self.tools.summary(name, tool_input)),
             )
         )
         self.tool_calls[call_id] = ToolCallRecord(seq, call_id, name, tool_input)

@@ -19,15 +19,15 @@ from strands.types.content import Message
 from courier_shared.db.models import Turn
 from courier_shared.db.store import (
     Lease,
+    Listener,
     Owner,
     ToolCallRecord,
     TurnControl,
     TurnNotOpen,
     TurnOutcome,
 )
-from courier_shared.protocol import AbortPart
 from courier_shared.turn_states import TurnStatus
-from courier_worker.endings import plan_ending
+from courier_worker.endings import cancelled_while_queued, plan_ending
 from courier_worker.failures import is_database_outage
 from courier_worker.observability import logger
 from courier_worker.ports import TurnRepository, TurnStore
@@ -44,7 +44,7 @@ class StartedTurn:
     attempt: int
     user_text: str
     history: list[Message]
-    listeners: tuple[str, ...]
+    listeners: tuple[Listener, ...]
     cancel_requested: bool
     history_refs: list[str] = field(default_factory=list)
 
@@ -53,7 +53,7 @@ class StartedTurn:
 class CancelledBeforeStart:
     """The turn was cancelled while queued; its ending (attempt 1: start, abort) is ours to send."""
 
-    listeners: tuple[str, ...]
+    listeners: tuple[Listener, ...]
     model: str
 
 
@@ -106,7 +106,7 @@ class TurnDatabase:
         turn = repo.find_turn(self.owner, self.turn_id)
         if turn is None or turn.status is not TurnStatus.CANCELLED or turn.attempt != 0:
             return None
-        last_seq = plan_ending(self.turn_id, 1, model_id, "", AbortPart()).next_seq - 1
+        last_seq = plan_ending(self.turn_id, 1, model_id, "", *cancelled_while_queued()).next_seq - 1
         if not repo.announce_ending_once(self.owner, self.turn_id, 1, last_seq):
             return None
         return CancelledBeforeStart(repo.turn_control(self.owner, self.turn_id).listeners, model_id)
@@ -118,13 +118,19 @@ class TurnDatabase:
 
         return await self._call(read)
 
-    async def save(self, text: str, last_seq: int) -> bool:
-        """The text so far, and the lease renewed. False: the lease is lost (stop writing)."""
+    async def save(self, text: str, last_seq: int, reasoning_text: str = "") -> bool:
+        """The text (and reasoning) so far, and the lease renewed. False: the lease is lost (stop writing)."""
 
         def save() -> bool:
             with self.store.unit_of_work() as repo:
                 return repo.save_progress(
-                    self.owner, self.turn_id, text, last_seq, lease=self.lease, now=self.wall_clock()
+                    self.owner,
+                    self.turn_id,
+                    text,
+                    last_seq,
+                    lease=self.lease,
+                    now=self.wall_clock(),
+                    reasoning_text=reasoning_text,
                 )
 
         held = await self._call(save)
@@ -133,7 +139,7 @@ class TurnDatabase:
 
     async def finish(
         self, outcome: TurnOutcome, tool_calls: list[ToolCallRecord], give_up_at: float
-    ) -> tuple[str, ...] | None:
+    ) -> tuple[Listener, ...] | None:
         """The end write, retried with backoff while the database is away, until `give_up_at`
         (monotonic); then the last outage error is raised. Returns the turn's listeners as of that
         write (whoever resumed since the last poll is owed the ending too); None: the turn was no
@@ -160,7 +166,7 @@ class TurnDatabase:
                 attempt += 1
                 await asyncio.sleep(pause)
 
-    def _finish(self, outcome: TurnOutcome, tool_calls: list[ToolCallRecord]) -> tuple[str, ...]:
+    def _finish(self, outcome: TurnOutcome, tool_calls: list[ToolCallRecord]) -> tuple[Listener, ...]:
         with self.store.unit_of_work() as repo:
             repo.finish_turn(self.owner, self.turn_id, outcome, self.wall_clock(), self.lease)
             for call in tool_calls:
@@ -178,7 +184,7 @@ class TurnDatabase:
 
 
 def _with_history(
-    turn: Turn, listeners: tuple[str, ...], cancel_requested: bool, earlier: list[Turn]
+    turn: Turn, listeners: tuple[Listener, ...], cancel_requested: bool, earlier: list[Turn]
 ) -> StartedTurn:
     history: list[Message] = []
     refs: list[str] = []

@@ -77,6 +77,7 @@ class TurnRepository(Protocol):
         *,
         lease: Lease | None = None,
         now: datetime | None = None,
+        reasoning_text: str | None = None,
     ) -> bool: ...
 
     def finish_turn(

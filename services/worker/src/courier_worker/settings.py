@@ -6,6 +6,8 @@ from pydantic import Field, model_validator
 
 from courier_shared.settings import DatabaseSettings
 
+MIN_THINKING_BUDGET_TOKENS = 1024  # Bedrock refuses a smaller extended-thinking budget
+
 
 class WorkerSettings(DatabaseSettings):
     """Everything the worker Lambda is configured with. Infra sets exactly these variable names."""
@@ -23,6 +25,10 @@ class WorkerSettings(DatabaseSettings):
     model_retry_attempts: int = Field(default=2, ge=1, le=5, alias="MODEL_RETRY_ATTEMPTS")
     model_retry_delay_s: int = Field(default=1, ge=0, le=10, alias="MODEL_RETRY_DELAY_S")
     max_output_tokens: int = Field(default=2048, ge=1, le=64_000, alias="MAX_OUTPUT_TOKENS")
+    # Extended thinking: the model may reason in up to this many tokens before answering (streamed
+    # as reasoning parts, stored beside the answer). 0 = off. The stack refuses it for a model the
+    # catalog says cannot think; Bedrock wants at least 1024, and fewer than MAX_OUTPUT_TOKENS.
+    thinking_budget_tokens: int = Field(default=0, ge=0, alias="THINKING_BUDGET_TOKENS")
 
     # Where frames go: https://{api}.execute-api.{region}.amazonaws.com/{stage}. Unset: the turn
     # request's callback_url (what the gateway saw in its own event).
@@ -69,6 +75,21 @@ class WorkerSettings(DatabaseSettings):
         if url is not None and not url.startswith(("https://", "http://")):
             raise ValueError(
                 "CONNECTIONS_ENDPOINT_URL must be https://{api}.execute-api.{region}.amazonaws.com/{stage}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _thinking_fits_bedrock(self) -> WorkerSettings:
+        budget = self.thinking_budget_tokens
+        if budget and budget < MIN_THINKING_BUDGET_TOKENS:
+            raise ValueError(
+                f"THINKING_BUDGET_TOKENS must be 0 (off) or at least {MIN_THINKING_BUDGET_TOKENS} "
+                f"(Bedrock's minimum), not {budget}"
+            )
+        if budget and budget >= self.max_output_tokens:
+            raise ValueError(
+                f"THINKING_BUDGET_TOKENS ({budget}) must be less than MAX_OUTPUT_TOKENS "
+                f"({self.max_output_tokens}): the thinking is part of the output, and the answer needs room"
             )
         return self
 

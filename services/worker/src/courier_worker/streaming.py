@@ -7,6 +7,12 @@ Two pieces:
 - `Publisher` (asyncio): one sender task that takes due frames and posts each to every listener, in
   order, waiting for a post to return before the next, so slow posts merge more text into the
   next frame instead of building a backlog. New listeners get a `snapshot` first; gone ones are dropped.
+
+Two kinds of listener (docs/protocol.md): a Courier client gets `chunk` frames numbered by `seq`
+and a `snapshot` when it joins mid-turn; an AI SDK chat request (`Listener.request_id`) gets the
+transport's frames (`chunk` with `sequence`, then `end`), and when it joins mid-turn a replay of the
+attempt's parts from its `start` with the same numbers, so a repeat is dropped by the transport as a
+duplicate. Its `sequence` is the part's `seq`; an ending may add parts only the SDK reads (`sdk_tail`).
 """
 
 from __future__ import annotations
@@ -19,10 +25,18 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from courier_shared.db.store import Listener
 from courier_shared.protocol import (
     MAX_FRAME_BYTES,
+    AbortPart,
+    ChatChunk,
+    ChatEnd,
+    ChatError,
     Chunk,
     ChunkPart,
+    ErrorPart,
+    FinishPart,
+    ReasoningDeltaPart,
     Snapshot,
     TextDeltaPart,
     TurnStatus,
@@ -61,18 +75,23 @@ def split_text(text: str, max_bytes: int) -> list[str]:
 
 @dataclass
 class Frame:
-    """One chunk part with its seq, ready to post (a text-delta may still grow until taken)."""
+    """One chunk part with its seq, ready to post (a text-delta or reasoning-delta may still grow
+    until taken)."""
 
     seq: int
     part: ChunkPart | None = None
+    sdk_tail: tuple[ChunkPart, ...] = ()  # more parts after this one, for AI SDK listeners only
     text_id: str | None = None
     text: list[str] = field(default_factory=list)
     text_bytes: int = 0
+    reasoning: bool = False  # a reasoning-delta: streamed like text, never part of the answer
 
     def chunk_part(self) -> ChunkPart:
         if self.part is not None:
             return self.part
         assert self.text_id is not None
+        if self.reasoning:
+            return ReasoningDeltaPart(id=self.text_id, delta="".join(self.text))
         return TextDeltaPart(id=self.text_id, delta="".join(self.text))
 
     @property
@@ -92,15 +111,16 @@ class Outbox:
         self._last_take_at: float | None = None
         self._any_text = False
 
-    def push(self, part: ChunkPart) -> int:
-        """Queue a structural part; it (and any text before it) goes out at once. Returns its seq."""
-        frame = Frame(seq=self._new_seq(), part=part)
+    def push(self, part: ChunkPart, sdk_tail: tuple[ChunkPart, ...] = ()) -> int:
+        """Queue a structural part; it (and any text before it) goes out at once. Returns its seq.
+        `sdk_tail`: parts that follow it for AI SDK listeners only (an ending the SDK reads)."""
+        frame = Frame(seq=self._new_seq(), part=part, sdk_tail=sdk_tail)
         self._pending.append(frame)
         self._urgent = True
         return frame.seq
 
-    def push_text(self, text_id: str, delta: str) -> None:
-        """Queue answer text, merged into the pending delta of the same block while it fits."""
+    def push_text(self, text_id: str, delta: str, *, reasoning: bool = False) -> None:
+        """Queue answer text (or reasoning), merged into the pending delta of the same block while it fits."""
         if not delta:
             return
         if not self._any_text:
@@ -118,7 +138,13 @@ class Outbox:
                 tail.text_bytes += size
             else:
                 self._pending.append(
-                    Frame(seq=self._new_seq(), text_id=text_id, text=[piece], text_bytes=size)
+                    Frame(
+                        seq=self._new_seq(),
+                        text_id=text_id,
+                        text=[piece],
+                        text_bytes=size,
+                        reasoning=reasoning,
+                    )
                 )
 
     @property
@@ -166,7 +192,7 @@ class Publisher:
         endpoint_url: str,
         poster: ConnectionPoster,
         outbox: Outbox,
-        listeners: Iterable[str],
+        listeners: Iterable[Listener],
         clock: Callable[[], float],
         on_listener_count: ListenerCallback | None = None,
         on_gone: GoneCallback | None = None,
@@ -179,9 +205,16 @@ class Publisher:
         self._clock = clock
         self._on_listener_count = on_listener_count
         self._on_gone = on_gone
-        self.listeners: list[str] = list(dict.fromkeys(listeners))
-        self._new: list[str] = []
-        self._gone: set[str] = set()
+        self.listeners: list[Listener] = []
+        self._new: list[Listener] = []
+        # An AI SDK request of an earlier attempt cannot follow this one (its sequence is past ours):
+        # it is told to resume, which replays this attempt from its start.
+        self._stale: list[Listener] = []
+        for listener in dict.fromkeys(listeners):
+            stale = attempt > 1 and listener.request_id is not None
+            (self._stale if stale else self.listeners).append(listener)
+        self._gone: set[str] = set()  # connection ids
+        self._parts: list[tuple[int, ChunkPart]] = []  # (seq, part) delivered so far: what a replay sends
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._closing = False
@@ -196,8 +229,8 @@ class Publisher:
 
     # ------------------------------------------------------------ producer side (event loop thread)
 
-    def emit(self, part: ChunkPart) -> int:
-        seq = self._outbox.push(part)
+    def emit(self, part: ChunkPart, sdk_tail: tuple[ChunkPart, ...] = ()) -> int:
+        seq = self._outbox.push(part, sdk_tail)
         self._wake.set()
         return seq
 
@@ -205,13 +238,18 @@ class Publisher:
         self._outbox.push_text(text_id, delta)
         self._wake.set()
 
-    def sync_listeners(self, current: Iterable[str]) -> None:
-        """Reconcile with the stored listener set: new ones get a snapshot, vanished ones are dropped."""
+    def emit_reasoning(self, reasoning_id: str, delta: str) -> None:
+        self._outbox.push_text(reasoning_id, delta, reasoning=True)
+        self._wake.set()
+
+    def sync_listeners(self, current: Iterable[Listener]) -> None:
+        """Reconcile with the stored listener set: new ones get a snapshot (an AI SDK request: a
+        replay), vanished ones are dropped."""
         current = list(dict.fromkeys(current))
-        known = set(self.listeners) | set(self._new)
-        for connection_id in current:
-            if connection_id not in known and connection_id not in self._gone:
-                self._new.append(connection_id)
+        known = set(self.listeners) | set(self._new) | set(self._stale)
+        for listener in current:
+            if listener not in known and listener.connection_id not in self._gone:
+                self._new.append(listener)
         stored = set(current)
         dropped = [c for c in self.listeners if c not in stored]
         if dropped:
@@ -256,10 +294,12 @@ class Publisher:
             await asyncio.gather(*self._background, return_exceptions=True)
 
     async def _run(self) -> None:
+        if self._stale:
+            await self._retire_stale()
         while True:
             self._wake.clear()
             if self._new:
-                await self._send_snapshots()
+                await self._welcome()
                 continue
             due = self._outbox.due_at()
             if due is None:
@@ -279,16 +319,38 @@ class Publisher:
 
     async def _deliver(self, frame: Frame) -> None:
         part = frame.chunk_part()
-        data = dump_frame(
-            Chunk(turn_id=self.turn_id, attempt=self.attempt, seq=frame.seq, chunk=part)
-        ).encode()
-        await self._post_all(list(self.listeners), data)
+        legacy = [listener for listener in self.listeners if listener.request_id is None]
+        sdk = [listener for listener in self.listeners if listener.request_id is not None]
+        chunk = Chunk(turn_id=self.turn_id, attempt=self.attempt, seq=frame.seq, chunk=part)
+        await asyncio.gather(
+            self._post_all(legacy, dump_frame(chunk).encode()),
+            asyncio.gather(
+                *(self._post_sequence(s, self._sdk_frames(s, frame.seq, part, frame.sdk_tail)) for s in sdk)
+            ),
+        )
+        self._parts.append((frame.seq, part))
         self.last_sent_seq = frame.seq
-        if frame.text_id is not None:
+        if frame.text_id is not None and not frame.reasoning:
             self._sent_text.append(frame.delta)
         self.frames_sent += 1
 
-    async def _send_snapshots(self) -> None:
+    def _sdk_frames(
+        self, listener: Listener, seq: int, part: ChunkPart, tail: tuple[ChunkPart, ...] = ()
+    ) -> list[bytes]:
+        """The AI SDK transport's frames for one part: its chunk (`sequence` = `seq`), the tail,
+        and `end` after an ending part."""
+        request_id = listener.request_id
+        assert request_id is not None
+        parts = [part, *tail]
+        frames = [ChatChunk(request_id=request_id, sequence=seq + i, chunk=p) for i, p in enumerate(parts)]
+        data = [dump_frame(f).encode() for f in frames]
+        if isinstance(part, (FinishPart, AbortPart, ErrorPart)):
+            data.append(dump_frame(ChatEnd(request_id=request_id)).encode())
+        return data
+
+    async def _welcome(self) -> None:
+        """New listeners join: a Courier client gets a snapshot of the text so far; an AI SDK
+        request gets every part so far, from the attempt's `start`."""
         new, self._new = self._new, []
         snapshot = Snapshot(
             turn_id=self.turn_id,
@@ -297,18 +359,48 @@ class Publisher:
             status=TurnStatus.STREAMING,
             text=self.sent_text,
         )
-        data = dump_frame(snapshot).encode()
-        delivered = await self._post_all(new, data)
-        self.listeners.extend(c for c in new if c in delivered)
+        legacy = [listener for listener in new if listener.request_id is None]
+        replays = [
+            [frame for seq, part in self._parts for frame in self._sdk_frames(listener, seq, part)]
+            for listener in new
+            if listener.request_id is not None
+        ]
+        sdk = [listener for listener in new if listener.request_id is not None]
+        snapshotted, replayed = await asyncio.gather(
+            self._post_all(legacy, dump_frame(snapshot).encode()),
+            asyncio.gather(*(self._post_sequence(s, frames) for s, frames in zip(sdk, replays, strict=True))),
+        )
+        delivered = snapshotted | {s for s, ok in zip(sdk, replayed, strict=True) if ok}
+        self.listeners.extend(listener for listener in new if listener in delivered)
         self._report_count()
 
-    async def _post_all(self, connection_ids: list[str], data: bytes) -> set[str]:
-        if not connection_ids:
-            return set()
-        outcomes = await asyncio.gather(*(self._post_one(c, data) for c in connection_ids))
-        return {c for c, ok in zip(connection_ids, outcomes, strict=True) if ok}
+    async def _retire_stale(self) -> None:
+        stale, self._stale = self._stale, []
+        for listener in stale:
+            assert listener.request_id is not None
+            error = ChatError(
+                request_id=listener.request_id,
+                error_text="The answer was interrupted and is being retried: resume the chat to follow it.",
+            )
+            await self._post_one(listener, dump_frame(error).encode())
+            if self._on_gone is not None:
+                await self._on_gone(listener.connection_id)  # its request is over: stop listening
 
-    async def _post_one(self, connection_id: str, data: bytes) -> bool:
+    async def _post_all(self, listeners: list[Listener], data: bytes) -> set[Listener]:
+        if not listeners:
+            return set()
+        outcomes = await asyncio.gather(*(self._post_one(listener, data) for listener in listeners))
+        return {listener for listener, ok in zip(listeners, outcomes, strict=True) if ok}
+
+    async def _post_sequence(self, listener: Listener, frames: list[bytes]) -> bool:
+        """Post frames to one listener in order; stop at the first that fails."""
+        for data in frames:
+            if not await self._post_one(listener, data):
+                return False
+        return True
+
+    async def _post_one(self, listener: Listener, data: bytes) -> bool:
+        connection_id = listener.connection_id
         self.posts += 1
         started = self._clock()
         try:
@@ -317,25 +409,25 @@ class Publisher:
         except ConnectionGone:
             logger.info("listener gone", extra={"connection_id": connection_id})
             self._gone.add(connection_id)
-            self._drop(connection_id)
+            self._drop(listener)
             if self._on_gone is not None:
                 task = asyncio.create_task(self._on_gone(connection_id))
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
         except ConnectionUnavailable:
             # Not known to be gone: drop it for now; the next control poll offers it again and it
-            # gets a fresh snapshot, so it still ends up with gap-free text.
+            # gets a fresh snapshot (or replay), so it still ends up with gap-free text.
             logger.warning("listener unreachable", extra={"connection_id": connection_id})
-            self._drop(connection_id)
+            self._drop(listener)
         finally:
             took = self._clock() - started
             self.post_seconds_total += took
             self.post_seconds_max = max(self.post_seconds_max, took)
         return False
 
-    def _drop(self, connection_id: str) -> None:
-        if connection_id in self.listeners:
-            self.listeners.remove(connection_id)
+    def _drop(self, listener: Listener) -> None:
+        if listener in self.listeners:
+            self.listeners.remove(listener)
             self._report_count()
 
     def _report_count(self) -> None:

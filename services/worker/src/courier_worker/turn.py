@@ -25,7 +25,6 @@ from strands.types.exceptions import MaxTokensReachedException
 
 from courier_shared.db.store import Lease, LeaseHeld, Owner, ToolCallRecord, TurnOutcome
 from courier_shared.protocol import (
-    AbortPart,
     ChunkPart,
     ErrorPart,
     FinishMetadata,
@@ -38,7 +37,14 @@ from courier_shared.protocol import (
 from courier_shared.queue import TurnRequest
 from courier_worker.accounting import TokenUsage, UsageMeter
 from courier_worker.bedrock import model_retry_strategy
-from courier_worker.endings import TurnEnder, plan_ending, send_ending
+from courier_worker.endings import (
+    TurnEnder,
+    aborted,
+    cancelled_while_queued,
+    finish_reason,
+    plan_ending,
+    send_ending,
+)
 from courier_worker.failures import (
     FAILURES,
     RetryLater,
@@ -226,7 +232,7 @@ class _TurnExecution:
         try:
             if started.cancel_requested:  # cancelled while queued for a retry: no model call
                 self.stop_cause = StopCause.CANCELLED
-                await self._end(TurnStatus.CANCELLED, AbortPart(), stop_reason="cancelled")
+                await self._end_aborted(TurnStatus.CANCELLED, "cancelled")
             else:
                 await self._stream(started)
         finally:
@@ -274,7 +280,7 @@ class _TurnExecution:
         endpoint = self.settings.connections_endpoint_url or self.request.callback_url
         if endpoint is None:
             return
-        outbox = plan_ending(self.request.turn_id, 1, cancelled.model, "", AbortPart())
+        outbox = plan_ending(self.request.turn_id, 1, cancelled.model, "", *cancelled_while_queued())
         await send_ending(
             outbox,
             turn_id=self.request.turn_id,
@@ -330,6 +336,10 @@ class _TurnExecution:
         async for event in agent.stream_async(user_text):
             if "data" in event:
                 self._on_text(str(event["data"]), stream_started)
+            elif "reasoningText" in event:
+                # Signatures and redacted reasoning (encrypted) are Strands' to keep in the
+                # agent's messages for the next model call; only readable reasoning is shown.
+                self.writer.reasoning(str(event["reasoningText"] or ""))
             elif "event" in event:
                 self.writer.model_event(event["event"])
             elif "result" in event:
@@ -447,7 +457,8 @@ class _TurnExecution:
         publisher = self.publisher
         assert publisher is not None
         self.saved_at = self.clock()
-        held = await self.db.save(publisher.sent_text, publisher.last_sent_seq)
+        assert self.writer is not None
+        held = await self.db.save(publisher.sent_text, publisher.last_sent_seq, self.writer.reasoning_text)
         self.lease_until = self.clock() + self.settings.lease_s
         self.report.db_writes = self.db.writes
         return held
@@ -469,9 +480,9 @@ class _TurnExecution:
         if cause is StopCause.DATABASE:
             await self._end_unstored(FAILURES["database_unavailable"])
         elif cause is StopCause.CANCELLED:
-            await self._end(TurnStatus.CANCELLED, AbortPart(), stop_reason="cancelled")
+            await self._end_aborted(TurnStatus.CANCELLED, "cancelled")
         elif cause is StopCause.NO_LISTENERS:
-            await self._end(TurnStatus.INTERRUPTED, AbortPart(), stop_reason="no_listeners")
+            await self._end_aborted(TurnStatus.INTERRUPTED, "no_listeners")
         elif cause in (StopCause.DEADLINE, StopCause.TOO_MANY_STEPS):
             assert cause is not None
             await self._fail(FAILURES[cause.value], stop_reason=cause.value)
@@ -485,16 +496,27 @@ class _TurnExecution:
             assert self.writer is not None
             stop_reason = str(result.stop_reason) if result is not None else "max_tokens"
             self.writer.close_step()
-            usage = self.meter.usage()
             finish = FinishPart(
-                message_metadata=FinishMetadata(
-                    stop_reason=stop_reason,
-                    usage=Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens),
-                    latency_ms=int((self.clock() - self.started_at) * 1000),
-                    time_to_first_token_ms=self.report.time_to_first_token_ms,
-                )
+                finish_reason=finish_reason(stop_reason),
+                message_metadata=self._finish_metadata(TurnStatus.COMPLETED, stop_reason),
             )
             await self._end(TurnStatus.COMPLETED, finish, stop_reason=stop_reason)
+
+    def _finish_metadata(self, status: TurnStatus, stop_reason: str) -> FinishMetadata:
+        usage = self.meter.usage()
+        return FinishMetadata(
+            stop_reason=stop_reason,
+            usage=Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens),
+            latency_ms=int((self.clock() - self.started_at) * 1000),
+            time_to_first_token_ms=self.report.time_to_first_token_ms,
+            status=status,
+        )
+
+    async def _end_aborted(self, status: TurnStatus, stop_reason: str) -> None:
+        assert self.writer is not None
+        self.writer.close_text()  # before the usage is read: the metadata counts all text sent
+        final, sdk_tail = aborted(status, self._finish_metadata(status, stop_reason))
+        await self._end(status, final, stop_reason=stop_reason, sdk_tail=sdk_tail)
 
     async def _fail(self, failure: TurnFailure, *, stop_reason: str | None = None) -> None:
         await self._end(
@@ -511,13 +533,14 @@ class _TurnExecution:
         *,
         stop_reason: str | None = None,
         failure: TurnFailure | None = None,
+        sdk_tail: tuple[ChunkPart, ...] = (),
     ) -> None:
         """Deliver all text, store the outcome (one write, waiting a bounded time for the database),
         then send the turn's last chunk."""
         publisher, writer = self.publisher, self.writer
         assert publisher is not None and writer is not None
         if status is not TurnStatus.COMPLETED:
-            writer.close_text()
+            writer.close_blocks()
         await publisher.drain()
         final_seq = publisher.last_sent_seq + 1  # the final part's seq, reserved by the outbox order
         try:
@@ -536,7 +559,7 @@ class _TurnExecution:
             self.retry = self._retry_after_our_lease()
             await self._end_unstored(FAILURES["database_unavailable"])
             return
-        publisher.emit(final_part)
+        publisher.emit(final_part, sdk_tail)
         await publisher.close()
         self._report_posts(publisher)
 
@@ -551,7 +574,7 @@ class _TurnExecution:
         """The database is away: tell the listeners at once; the record is retried (`self.retry`)."""
         publisher, writer = self.publisher, self.writer
         assert publisher is not None and writer is not None
-        writer.close_text()
+        writer.close_blocks()
         publisher.emit(ErrorPart(error_text=failure.safe_text))
         await publisher.close()
         self.report.error_code = failure.code
@@ -578,6 +601,7 @@ class _TurnExecution:
         outcome = TurnOutcome(
             status=status,
             assistant_text=inline,
+            reasoning_text=self.writer.reasoning_text if self.writer is not None else "",
             last_seq=last_seq,
             body_ref=body_ref,
             input_tokens=usage.input_tokens if usage else None,

@@ -92,11 +92,20 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True)
+class Listener:
+    """Who hears a turn: a connection, and when it is an AI SDK chat transport, the request it
+    asked in (its frames carry that `requestId`)."""
+
+    connection_id: str
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
 class TurnControl:
     """What a streaming worker polls: has the user asked to stop, and who is listening."""
 
     cancel_requested: bool
-    listeners: tuple[str, ...]
+    listeners: tuple[Listener, ...]
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,7 @@ class TurnOutcome:
     status: TurnStatus
     assistant_text: str
     last_seq: int
+    reasoning_text: str = ""  # the model's reasoning, stored beside the answer, never in it
     body_ref: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
@@ -248,6 +258,7 @@ class ChatRepository:
         now: datetime,
         *,
         admit: Callable[[], None] | None = None,
+        request_id: str | None = None,
     ) -> tuple[Turn, bool]:
         """The one place a message becomes a turn, idempotent by (owner, client_message_id).
 
@@ -259,12 +270,16 @@ class ChatRepository:
         - else (the new queued turn, True), in `conversation`, or in a new conversation titled by
           the text when it is None, with `origin_connection_id` listening. `admit`, when given, is
           called first, only for a new turn: it may raise to refuse it, and nothing is written.
+        `request_id`: the AI SDK chat request the origin connection asked in, if it is one.
         Safe under concurrent retries without any lock: the unique constraint decides, and the
         loser gets the winner's turn (and whatever conversation it made is rolled back).
         """
         existing = self.find_turn_by_client_message_id(owner, client_message_id)
         if existing is not None:
-            return self._retried(owner, existing, conversation, user_text, origin_connection_id), False
+            retried = self._retried(
+                owner, existing, conversation, user_text, origin_connection_id, request_id
+            )
+            return retried, False
         if conversation is not None:
             # History orders by created_at: never before the conversation's last turn, even if
             # this process's clock is behind the one that stored it.
@@ -286,12 +301,18 @@ class ChatRepository:
                 )
                 self._session.add(turn)
                 if origin_connection_id is not None:
-                    self._session.add(TurnListener(turn_id=turn.id, connection_id=origin_connection_id))
+                    self._session.add(
+                        TurnListener(
+                            turn_id=turn.id, connection_id=origin_connection_id, request_id=request_id
+                        )
+                    )
         except IntegrityError:
             raced = self.find_turn_by_client_message_id(owner, client_message_id)
             if raced is None:
                 raise
-            return self._retried(owner, raced, conversation, user_text, origin_connection_id), False
+            return self._retried(
+                owner, raced, conversation, user_text, origin_connection_id, request_id
+            ), False
         target.updated_at = now
         return turn, True
 
@@ -302,12 +323,13 @@ class ChatRepository:
         conversation: Conversation | None,
         user_text: str,
         origin_connection_id: str | None,
+        request_id: str | None,
     ) -> Turn:
         other_conversation = conversation is not None and conversation.id != turn.conversation_id
         if turn.user_text != user_text or other_conversation:
             raise ClientMessageIdReused(str(turn.client_message_id))
         if origin_connection_id is not None:
-            self.add_listener(owner, turn.id, origin_connection_id)
+            self.add_listener(owner, turn.id, origin_connection_id, request_id)
         return turn
 
     def find_turn(self, owner: Owner, turn_id: uuid.UUID) -> Turn | None:
@@ -347,10 +369,13 @@ class ChatRepository:
         query = query.where(Turn.tenant_id == owner.tenant_id, Turn.user_id == owner.user_id, *conditions)
         return self._session.scalar(query) or 0
 
-    def add_listener(self, owner: Owner, turn_id: uuid.UUID, connection_id: str) -> Turn | None:
+    def add_listener(
+        self, owner: Owner, turn_id: uuid.UUID, connection_id: str, request_id: str | None = None
+    ) -> Turn | None:
         """Make the connection a listener of the owner's turn. Returns the turn, or None if not theirs.
 
-        Idempotent, also when the same connection asks twice at once (INSERT … ON CONFLICT DO NOTHING).
+        Idempotent, also when the same connection asks twice at once (INSERT … ON CONFLICT); asked
+        again with another AI SDK `request_id`, the connection listens as that request from now on.
         The turn row is share-locked: a worker ending the turn at this moment either sees the new
         listener (it reads them after its final write) or has already committed, and the turn read
         here is the ended one. Without the lock a resume could get a `streaming` snapshot and then
@@ -364,10 +389,43 @@ class ChatRepository:
         if turn is None:
             return None
         insert = sqlite_insert if self._session.get_bind().dialect.name == "sqlite" else postgresql_insert
+        row = insert(TurnListener).values(turn_id=turn_id, connection_id=connection_id, request_id=request_id)
         self._session.execute(
-            insert(TurnListener).values(turn_id=turn_id, connection_id=connection_id).on_conflict_do_nothing()
+            row.on_conflict_do_update(
+                index_elements=[TurnListener.turn_id, TurnListener.connection_id],
+                set_={"request_id": row.excluded.request_id},
+            )
         )
         return turn
+
+    def find_request_turn(self, owner: Owner, connection_id: str, request_id: str) -> Turn | None:
+        """The owner's turn that this connection listens to as AI SDK request `request_id`."""
+        return self._session.scalar(
+            select(Turn)
+            .join(TurnListener, TurnListener.turn_id == Turn.id)
+            .where(
+                TurnListener.connection_id == connection_id,
+                TurnListener.request_id == request_id,
+                Turn.tenant_id == owner.tenant_id,
+                Turn.user_id == owner.user_id,
+            )
+            .order_by(Turn.created_at.desc())
+            .limit(1)
+        )
+
+    def open_turn_of(self, owner: Owner, conversation_id: uuid.UUID, now: datetime) -> Turn | None:
+        """The conversation's newest turn still in progress at `now` (what a chat resumes), or None."""
+        return self._session.scalar(
+            select(Turn)
+            .where(
+                Turn.conversation_id == conversation_id,
+                Turn.tenant_id == owner.tenant_id,
+                Turn.user_id == owner.user_id,
+                in_progress_condition(now),
+            )
+            .order_by(Turn.created_at.desc(), Turn.id.desc())
+            .limit(1)
+        )
 
     def request_cancel(self, owner: Owner, turn_id: uuid.UUID, now: datetime) -> Turn | None:
         """Ask the worker to stop the turn; a queued turn is cancelled at once. None if not theirs."""
@@ -450,9 +508,11 @@ class ChatRepository:
         *,
         lease: Lease | None = None,
         now: datetime | None = None,
+        reasoning_text: str | None = None,
     ) -> bool:
-        """Store the text so far and renew the lease (from `now`). False: the lease is lost (the
-        turn was taken over or ended by someone else), so the caller must stop writing."""
+        """Store the text (and the reasoning, when given) so far and renew the lease (from `now`).
+        False: the lease is lost (the turn was taken over or ended by someone else), so the caller
+        must stop writing."""
         query = update(Turn).where(
             Turn.id == turn_id,
             Turn.tenant_id == owner.tenant_id,
@@ -460,6 +520,8 @@ class ChatRepository:
             Turn.status == TurnStatus.STREAMING,
         )
         changes: dict[str, Any] = {"assistant_text": text, "last_seq": last_seq}
+        if reasoning_text is not None:
+            changes["reasoning_text"] = reasoning_text
         if lease is not None:
             if now is None:
                 raise ValueError("renewing a lease needs `now`")
@@ -474,13 +536,14 @@ class ChatRepository:
                 Turn.id == turn_id, Turn.tenant_id == owner.tenant_id, Turn.user_id == owner.user_id
             )
         )
-        listeners = self._session.scalars(
-            select(TurnListener.connection_id)
+        rows = self._session.execute(
+            select(TurnListener.connection_id, TurnListener.request_id)
             .join(Turn, Turn.id == TurnListener.turn_id)
             .where(Turn.id == turn_id, Turn.tenant_id == owner.tenant_id, Turn.user_id == owner.user_id)
             .order_by(TurnListener.added_at, TurnListener.connection_id)
         )
-        return TurnControl(cancel_requested_at is not None, tuple(listeners))
+        listeners = tuple(Listener(connection_id, request_id) for connection_id, request_id in rows)
+        return TurnControl(cancel_requested_at is not None, listeners)
 
     def remove_listener(self, turn_id: uuid.UUID, connection_id: str) -> None:
         self._session.execute(
@@ -615,6 +678,7 @@ def apply_start(turn: Turn, model_id: str, now: datetime, lease: Lease | None) -
     turn.attempt += 1
     turn.model_id = model_id
     turn.assistant_text = ""
+    turn.reasoning_text = ""
     turn.last_seq = -1
     turn.started_at = turn.started_at or now
     turn.lease_owner = lease.owner if lease is not None else None
@@ -630,6 +694,7 @@ def apply_end(turn: Turn, outcome: TurnOutcome, attempt: int, now: datetime) -> 
     turn.attempt = attempt
     turn.last_seq = outcome.last_seq
     turn.assistant_text = outcome.assistant_text or turn.assistant_text
+    turn.reasoning_text = outcome.reasoning_text or turn.reasoning_text
     turn.input_tokens = outcome.input_tokens
     turn.output_tokens = outcome.output_tokens
     turn.usage_estimated = outcome.usage_estimated
@@ -645,6 +710,7 @@ def finished_values(outcome: TurnOutcome, now: datetime) -> dict[str, Any]:
     return {
         "status": outcome.status,
         "assistant_text": outcome.assistant_text,
+        "reasoning_text": outcome.reasoning_text,
         "last_seq": outcome.last_seq,
         "body_ref": outcome.body_ref,
         "input_tokens": outcome.input_tokens,
