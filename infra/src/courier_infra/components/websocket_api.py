@@ -53,7 +53,10 @@ ROUTE_THROTTLE_SHARES: dict[str, float] = {
     "getHistory": 0.25,
     "listConversations": 0.25,
     "ping": 0.1,
-    "$default": 0.1,
+    # The AI SDK's chat frames (send, resume, abort) have no `action`: they arrive on $default, so it
+    # gets sendMessage's share. Malformed frames share it; the gateway's fair-use limits refuse a
+    # flooding client before any query.
+    "$default": 0.5,
 }
 
 
