@@ -201,7 +201,9 @@ class Worker:
             "connection_id": request.origin_connection_id,
             "message_id": record.messageId,
         }
-        logger.append_keys(**keys)
+        # Per thread (and the asyncio tasks it starts): the local stack runs several containers in
+        # one process, sharing the logger, and each line must name its own turn.
+        logger.thread_safe_append_keys(**keys)
         try:
             if self._deadline is not None:
                 left = self._deadline - self.runner.clock()
@@ -214,7 +216,7 @@ class Worker:
             logger.info("record handed back for a retry", extra={"reason": retry.reason, "retry_in_s": delay})
             raise
         finally:
-            logger.remove_keys(list(keys))
+            logger.thread_safe_remove_keys(list(keys))
         self.reports.append(report)
         self._publish_metrics(report)
 
@@ -222,7 +224,7 @@ class Worker:
         """A record the turn queue gave up on: its turn ends `failed`, its listeners are told."""
         request = record.body
         keys = {"turn_id": str(request.turn_id), "message_id": record.messageId}
-        logger.append_keys(**keys)
+        logger.thread_safe_append_keys(**keys)
         try:
             status = run_coroutine(lambda: self.runner.ender().end_dead_lettered(request))
         except Exception:
@@ -230,7 +232,7 @@ class Worker:
             logger.exception("could not end a dead-lettered turn: retrying")
             raise
         finally:
-            logger.remove_keys(list(keys))
+            logger.thread_safe_remove_keys(list(keys))
         if status is not None:
             logger.warning(
                 "dead-lettered turn ended", extra={"turn_id": str(request.turn_id), "status": status}
