@@ -41,6 +41,7 @@ def test_stack_file_values_override_defaults() -> None:
         ("courier:alarmEmail", "ops@acme.io", "alarmTopic is false"),
         ("courier:auth", '{"issuer": "http://idp", "audience": "a", "jwksUrl": "https://idp/jwks"}', "https"),
         ("courier:model", "", "courier:model"),
+        ("courier:thinkingBudgetTokens", "512", "at least 1024"),
     ],
 )
 def test_bad_values_fail_with_the_key_named(key: str, value: str, message: str) -> None:

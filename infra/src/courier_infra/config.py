@@ -10,6 +10,7 @@ Stack file shape (values may be strings, numbers, booleans, lists or objects):
       aws:region: eu-west-1
       courier:model: claude-haiku-4-5        # resolved by courier_shared.catalog
       courier:modelScope: auto               # optional: auto | <a scope the catalog knows>
+      courier:thinkingBudgetTokens: 2048     # optional: extended thinking (0 = off, the default)
       courier:natGateways: 2
       courier:interfaceEndpoints: [bedrock-runtime, secretsmanager]
       courier:auth: {issuer: https://idp.example.com/, audience: courier, jwksUrl: https://.../jwks}
@@ -33,6 +34,10 @@ LOG_RETENTION_DAYS = frozenset(
     {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
 )
 INTERFACE_ENDPOINT_SERVICES = frozenset({"bedrock-runtime", "sqs", "secretsmanager"})
+MIN_THINKING_BUDGET_TOKENS = 1024  # Bedrock refuses a smaller extended-thinking budget
+# With thinking on, the worker's output limit is the budget plus this: the answer keeps the room it
+# has without thinking (the worker's MAX_OUTPUT_TOKENS default), as Bedrock wants max_tokens > budget.
+ANSWER_TOKENS = 2048
 PLACEHOLDER_MAIL_DOMAINS = frozenset({"example.com", "example.net", "example.org"})
 RESERVED_TLDS = frozenset({"example", "test", "invalid", "localhost"})
 
@@ -110,6 +115,9 @@ class StackConfig(BaseModel):
     model: str = Field(min_length=1)
     model_scope: str = "auto"
     bedrock_region: str | None = None
+    # Extended thinking: the model may reason in up to this many tokens before answering (streamed
+    # and stored beside the answer). 0 = off. Only for a model the catalog says can think.
+    thinking_budget_tokens: int = Field(default=0, ge=0, le=32_000)
 
     architecture: Architecture = "arm64"
 
@@ -172,6 +180,13 @@ class StackConfig(BaseModel):
             raise ValueError(f"CloudWatch accepts only {sorted(LOG_RETENTION_DAYS)}")
         return value
 
+    @field_validator("thinking_budget_tokens")
+    @classmethod
+    def _bedrock_minimum(cls, value: int) -> int:
+        if 0 < value < MIN_THINKING_BUDGET_TOKENS:
+            raise ValueError(f"must be 0 (off) or at least {MIN_THINKING_BUDGET_TOKENS}, Bedrock's minimum")
+        return value
+
     @field_validator("interface_endpoints")
     @classmethod
     def _known_endpoints(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -214,6 +229,14 @@ class StackConfig(BaseModel):
     def model_region(self) -> str:
         """Where the worker calls Bedrock: the stack's region unless `courier:bedrockRegion` is set."""
         return self.bedrock_region or self.region
+
+    @property
+    def thinking_environment(self) -> dict[str, str]:
+        """The worker's thinking settings: none when off (the worker's default is off)."""
+        budget = self.thinking_budget_tokens
+        if not budget:
+            return {}
+        return {"THINKING_BUDGET_TOKENS": str(budget), "MAX_OUTPUT_TOKENS": str(budget + ANSWER_TOKENS)}
 
     @property
     def queue_visibility_timeout_seconds(self) -> int:

@@ -8,6 +8,7 @@ unknown or retired model fails the program with the catalog's message); the migr
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +44,30 @@ CONSUME_QUEUE_ACTIONS = [
 
 
 def resolve_model(config: StackConfig) -> Any:
-    """The catalog's ResolvedModel for `courier:model`, or a ConfigError naming the key."""
+    """The catalog's ResolvedModel for `courier:model`, or a ConfigError naming the key (also when
+    `courier:thinkingBudgetTokens` asks a model to think that the catalog says cannot)."""
     from courier_shared import catalog
 
     try:
-        return catalog.resolve(config.model, config.model_region, scope=config.model_scope)
+        model = catalog.resolve(config.model, config.model_region, scope=config.model_scope)
     except catalog.CatalogError as error:
         raise ConfigError(
             f"courier:model {config.model!r} (scope {config.model_scope!r}) cannot be used in "
             f"{config.model_region}: {error}"
         ) from None
+    if config.thinking_budget_tokens and not model.supports_thinking:
+        today = datetime.now(UTC).date()
+        thinkers = ", ".join(
+            m.key
+            for m in catalog.catalog_models()
+            if m.thinking and m.lifecycle(today) is catalog.Lifecycle.ACTIVE
+        )
+        raise ConfigError(
+            f"courier:thinkingBudgetTokens is {config.thinking_budget_tokens}, but courier:model "
+            f"{config.model!r} ({model.name}) does not support extended thinking with a budget. "
+            f"Set it to 0, or use one of: {thinkers}"
+        )
+    return model
 
 
 def bedrock_statements(model: Any, region: str, account_id: str) -> list[iam.Statement]:
@@ -179,6 +194,7 @@ class CourierStack:
                 "FLUSH_INTERVAL_MS": str(config.flush_interval_ms),
                 "LISTENER_GRACE_S": str(config.listener_grace_s),
                 "DEAD_LETTER_QUEUE_ARN": self.queue.dead_letter_queue.arn,
+                **config.thinking_environment,
             },
             statements=[
                 database_access,

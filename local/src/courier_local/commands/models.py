@@ -86,7 +86,7 @@ def resolve_model(
     typer.echo(f"destinations: {', '.join(resolved.destination_regions)}")
     typer.echo(
         f"lifecycle:    {resolved.lifecycle.value}; streaming {resolved.supports_streaming}, "
-        f"tools while streaming {resolved.supports_tools}"
+        f"tools while streaming {resolved.supports_tools}, extended thinking {resolved.supports_thinking}"
     )
     if account is None:
         typer.echo(f"note: account {PLACEHOLDER_ACCOUNT} is a placeholder; pass --account.", err=True)

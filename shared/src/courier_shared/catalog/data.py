@@ -79,6 +79,7 @@ class CatalogModel(_Frozen):
     bare_regions: tuple[str, ...] = ()
     streaming: bool
     tools: bool
+    thinking: bool = False  # extended thinking with a fixed token budget (Converse `thinking`)
     legacy_since: date | None = None
     eol: date | None = None
     successor: str | None = None

@@ -62,6 +62,7 @@ class ResolvedModel(BaseModel):
     destination_regions: tuple[str, ...]  # where Bedrock may serve the request
     supports_streaming: bool  # ConverseStream
     supports_tools: bool  # tool use inside ConverseStream
+    supports_thinking: bool  # extended thinking with a fixed budget (courier:thinkingBudgetTokens)
     lifecycle: Lifecycle
     eol: date | None = None
     successor: str | None = None
@@ -149,6 +150,7 @@ def resolve(
         destination_regions=destinations,
         supports_streaming=entry.streaming,
         supports_tools=entry.tools,
+        supports_thinking=entry.thinking,
         lifecycle=lifecycle,
         eol=entry.eol,
         successor=entry.successor,
