@@ -8,6 +8,7 @@
 //
 // Scenarios (tests/e2e/test_ai_sdk_transport.py runs them):
 //   send              send the prompt, wait for the answer to end
+//   regenerate        send the prompt, then regenerate() the answer once it has ended
 //   resume            resumeStream() only, as useChat({ resume: true }) does when a page loads
 //   stop              send the prompt, chat.stop() once some text has arrived
 //   cancel-elsewhere  send the prompt; once some text has arrived, another socket cancels the turn
@@ -194,6 +195,13 @@ async function otherTabCancels(turnId) {
 const scenarios = {
   async send(chat) {
     await chat.sendMessage({ text: options.prompt });
+  },
+
+  async regenerate(chat) {
+    await chat.sendMessage({ text: options.prompt });
+    report.firstAnswer = structuredClone(lastAssistant(chat));
+    report.stage = 'the regenerated answer to end';
+    await chat.regenerate();
   },
 
   // What useChat({ resume: true }) does on page load.
