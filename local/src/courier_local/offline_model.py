@@ -12,6 +12,13 @@ with usage). What it answers, decided from the request alone (so concurrent conv
 - anything else → an echo of the prompt.
 
 Or give it a `script` of turns (one per model call, the last repeats) for tests that need exact text.
+
+Reasoning (extended thinking): when the request asks for it, as Bedrock's does, i.e. the model's
+config has `additional_request_fields={"thinking": {"type": "enabled", ...}}` (what the worker builds
+from THINKING_BUDGET_TOKENS), each answer starts with a reasoning block: the turn's `reasoning`
+(unscripted: one sentence saying what it is about to do), streamed word by word as
+`reasoningContent` text deltas, then a signature, as Bedrock streams it. Not after a tool result
+(Claude thinks once per turn without interleaved thinking). Without the request, no reasoning.
 It stops at the next token when the agent's `cancel_signal` is set.
 """
 
@@ -46,10 +53,11 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class OfflineTurn:
-    """One scripted model response: text, then optionally a tool call; or a throttled call."""
+    """One scripted model response: (reasoning,) text, then optionally a tool call; or a throttled call."""
 
     text: str = ""
     tool: ToolCall | None = None
+    reasoning: str = ""  # streamed only when the request asks for thinking
     throttled: bool = False  # refused before anything streams, as Bedrock refuses a throttled call
 
 
@@ -72,6 +80,7 @@ CURRENT_TIME_TRIGGER = ToolTrigger(
 _LOREM = re.compile(r"^\s*lorem\s+(\d{1,6})\s*$", re.IGNORECASE)
 _FAIL_THROTTLED = re.compile(r"^\s*fail:\s*throttled\s*$", re.IGNORECASE)
 THROTTLED_MESSAGE = "Too many requests, please wait before trying again."  # Bedrock's words
+REASONING_SIGNATURE = "b2ZmbGluZS10aGlua2luZw=="  # stands in for Bedrock's opaque signature
 _LOREM_WORDS = [
     "lorem",
     "ipsum",
@@ -86,6 +95,17 @@ _LOREM_WORDS = [
     "eiusmod",
     "tempor",
 ]
+
+
+def thinking_requested(request_fields: Mapping[str, Any] | None) -> bool:
+    """Whether Converse's `additionalModelRequestFields` ask for extended thinking."""
+    thinking = (request_fields or {}).get("thinking")
+    return isinstance(thinking, Mapping) and thinking.get("type") == "enabled"
+
+
+def ends_with_tool_result(messages: Messages) -> bool:
+    last = messages[-1] if messages else None
+    return last is not None and last["role"] == "user" and any("toolResult" in b for b in last["content"])
 
 
 def split_words(text: str) -> list[str]:
@@ -157,6 +177,27 @@ class OfflineModel(Model):
             if self.first_token_delay_s:
                 await self._sleep(self.first_token_delay_s)
             index = 0
+            thinking = thinking_requested(self.config.get("additional_request_fields"))
+            if turn.reasoning and thinking and not ends_with_tool_result(messages):
+                for token in split_words(turn.reasoning):
+                    await self._pace(started, emitted)
+                    if cancelled():
+                        return
+                    emitted += 1
+                    yield {
+                        "contentBlockDelta": {
+                            "contentBlockIndex": index,
+                            "delta": {"reasoningContent": {"text": token}},
+                        }
+                    }
+                yield {
+                    "contentBlockDelta": {
+                        "contentBlockIndex": index,
+                        "delta": {"reasoningContent": {"signature": REASONING_SIGNATURE}},
+                    }
+                }
+                yield {"contentBlockStop": {"contentBlockIndex": index}}
+                index += 1
             if turn.text:
                 yield {"contentBlockStart": {"contentBlockIndex": index, "start": {}}}
                 for token in split_words(turn.text):
@@ -234,16 +275,23 @@ class OfflineModel(Model):
             match = trigger.pattern.search(prompt)
             if match and trigger.tool_name in offered:
                 return OfflineTurn(
-                    text=trigger.preamble(match), tool=ToolCall(trigger.tool_name, trigger.make_input(match))
+                    text=trigger.preamble(match),
+                    tool=ToolCall(trigger.tool_name, trigger.make_input(match)),
+                    reasoning=f"The user asks about {match[0]}. {trigger.tool_name} knows; I will call it.",
                 )
         if _FAIL_THROTTLED.match(prompt):
             return OfflineTurn(throttled=True)
         lorem = _LOREM.match(prompt)
         if lorem:
             count = int(lorem[1])
-            return OfflineTurn(text=" ".join(_LOREM_WORDS[i % len(_LOREM_WORDS)] for i in range(count)))
+            return OfflineTurn(
+                text=" ".join(_LOREM_WORDS[i % len(_LOREM_WORDS)] for i in range(count)),
+                reasoning=f"The user wants {count} filler words.",
+            )
+        words = len(prompt.split())
         return OfflineTurn(
-            text=f"You said: {prompt.strip()}" if prompt.strip() else "Hello from the offline model."
+            text=f"You said: {prompt.strip()}" if prompt.strip() else "Hello from the offline model.",
+            reasoning=f"The user wrote {words} word{'s' if words != 1 else ''}. I will say them back.",
         )
 
 

@@ -259,7 +259,8 @@ def offline_answers(token_rate: float) -> Callable[[Mapping[str, Any]], Any]:
         tool = None
         if turn.tool is not None:
             tool = ToolCall(turn.tool.name, turn.tool.input, tool_use_id=f"tooluse_{uuid.uuid4().hex[:16]}")
-        return BedrockScript(tokens=words, tool_use=tool, tokens_after_tool=words)
+        reasoning = split_words(turn.reasoning)  # streamed when the request asks for thinking
+        return BedrockScript(tokens=words, tool_use=tool, tokens_after_tool=words, reasoning=reasoning)
 
     return answer
 

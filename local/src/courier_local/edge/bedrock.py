@@ -9,7 +9,11 @@ run unchanged against it:
                              endpoint_url=bedrock.endpoint_url, region_name="us-east-1")
 
 Faults to inject (`bedrock.inject(...)`): throttling before the stream (HTTP 429) or mid-stream (a
-`throttlingException` frame), and a stream that stalls. Model ids are checked against the model
+`throttlingException` frame), and a stream that stalls. Extended thinking: a request whose
+`additionalModelRequestFields.thinking` is enabled gets the script's `reasoning` first, as
+`reasoningContent` deltas (text, then a signature), and is checked as Claude checks it (budget at
+least 1024 and below maxTokens, no temperature; a tool result's request must replay the signed
+reasoning in front of the tool call). Model ids are checked against the model
 catalog for the caller's Region (from the request's SigV4 scope) with Bedrock's exact error texts.
 `events_sent` counts the frames actually written, so a test can prove a client closed a stream early.
 """
@@ -42,6 +46,8 @@ ON_DEMAND_UNSUPPORTED = (
     "Retry your request with the ID or ARN of an inference profile that contains this model."
 )
 THROTTLED = "Too many requests, please wait before trying again."
+MIN_THINKING_BUDGET_TOKENS = 1024
+REASONING_SIGNATURE = "bG9jYWwtYmVkcm9jay10aGlua2luZw=="  # stands in for Bedrock's opaque signature
 _ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
 _PATH = re.compile(r"^/model/(?P<model_id>[^/]+)/(?P<operation>converse-stream|converse)$")
 _CREDENTIAL_REGION = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[a-z0-9-]+)/")
@@ -70,6 +76,7 @@ class BedrockScript:
     tool_use: ToolCall | None = None
     tokens_after_tool: Sequence[str] = ("Done.",)
     throttled: bool = False  # refused with 429 ThrottlingException, as a throttled call is
+    reasoning: Sequence[str] = ()  # streamed first, only when the request asks for thinking
 
     @classmethod
     def from_text(cls, text: str, **kwargs: Any) -> BedrockScript:
@@ -236,6 +243,35 @@ class LocalBedrock:
         tokens = list(script.tokens_after_tool if has_tool_result else script.tokens)
         answer = _Answer()
         index = 0
+        # Claude thinks at the start of its turn, not after a tool result (no interleaved thinking).
+        reasoning = list(script.reasoning) if thinking_budget(body) and not has_tool_result else []
+        if reasoning:
+            for token in reasoning:
+                answer.content_events.append(
+                    (
+                        "contentBlockDelta",
+                        {"contentBlockIndex": index, "delta": {"reasoningContent": {"text": token}}},
+                    )
+                )
+            answer.content_events += [
+                (
+                    "contentBlockDelta",
+                    {
+                        "contentBlockIndex": index,
+                        "delta": {"reasoningContent": {"signature": REASONING_SIGNATURE}},
+                    },
+                ),
+                ("contentBlockStop", {"contentBlockIndex": index}),
+            ]
+            answer.content_blocks.append(
+                {
+                    "reasoningContent": {
+                        "reasoningText": {"text": "".join(reasoning), "signature": REASONING_SIGNATURE}
+                    }
+                }
+            )
+            answer.output_tokens += len(reasoning)
+            index += 1
         if tokens:
             for token in tokens:
                 answer.content_events.append(
@@ -267,6 +303,41 @@ class LocalBedrock:
             answer.stop_reason = "tool_use"
             answer.output_tokens += max(1, len(raw_input) // 4)
         return answer
+
+
+def thinking_budget(body: Mapping[str, Any]) -> int:
+    """The extended-thinking budget the request asks for; 0 when it asks for none."""
+    thinking = (body.get("additionalModelRequestFields") or {}).get("thinking")
+    if not isinstance(thinking, Mapping) or thinking.get("type") != "enabled":
+        return 0
+    return int(thinking.get("budget_tokens") or 0)
+
+
+def thinking_problem(body: Mapping[str, Any]) -> str | None:
+    """What Claude refuses in a request with thinking on (a ValidationException), or None."""
+    budget = thinking_budget(body)
+    if not budget:
+        return None
+    inference = body.get("inferenceConfig") or {}
+    if budget < MIN_THINKING_BUDGET_TOKENS:
+        return (
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to "
+            f"{MIN_THINKING_BUDGET_TOKENS}"
+        )
+    if inference.get("maxTokens") is not None and inference["maxTokens"] <= budget:
+        return "`max_tokens` must be greater than `thinking.budget_tokens`."
+    if inference.get("temperature") is not None:
+        return "`temperature` may only be set to 1 when thinking is enabled."
+    messages = body.get("messages") or []
+    replied = messages[-2] if len(messages) >= 2 and messages[-2].get("role") == "assistant" else None
+    if replied is not None and any("toolUse" in block for block in replied.get("content", [])):
+        first = (replied.get("content") or [{}])[0]
+        if not (first.get("reasoningContent") or {}).get("reasoningText", {}).get("signature"):
+            return (
+                "Expected `thinking` or `redacted_thinking`, but found `tool_use`. When `thinking` is "
+                "enabled, a final `assistant` message must start with a thinking block."
+            )
+    return None
 
 
 def estimate_input_tokens(body: Mapping[str, Any]) -> int:
@@ -375,6 +446,10 @@ class _Handler(BaseHTTPRequestHandler):
         if problem is not None:
             request.status, request.error_code, message = problem
             self._send_error(problem[0], problem[1], message)
+            return
+        if (refusal := thinking_problem(body)) is not None:
+            request.status, request.error_code = 400, "ValidationException"
+            self._send_error(400, "ValidationException", refusal)
             return
         fault = self.bedrock._take_fault(operation)
         if fault is not None and fault.fault is Fault.THROTTLE:
