@@ -319,3 +319,17 @@ async def test_regenerate_replaces_the_answer_with_a_new_turn(dev_stack: DevStac
     assert stored_first["conversationId"] == stored_again["conversationId"]
     assert stored_again["userText"] == stored_first["userText"] == "hello, say it again"
     assert [f["finishReason"] for f in result["finishes"]] == ["stop", "stop"]
+
+
+async def test_a_refused_message_shows_couriers_reason_and_the_chat_goes_on(dev_stack: DevStack) -> None:
+    result = drive(dev_stack, "send", "x" * 6000, owner=user(), then="shorter")
+
+    refused, answered = result["finishes"]
+    assert refused["isError"] is True
+    assert result["errors"] == [
+        "The message is 6000 characters; the limit is 5000. Shorten it or split it into several messages."
+    ]
+    assert (result["status"], result.get("error")) == ("ready", None), wire(result)
+    assert text_of(answer(result)) == "You said: shorter"
+    assert answered["finishReason"] == "stop"
+    assert result["socketsOpened"] == 1
