@@ -50,6 +50,13 @@ class TextAppended:
 
 
 @dataclass(frozen=True)
+class ReasoningAppended:
+    """More of the model's reasoning (extended thinking): shown apart from the answer, before it."""
+
+    delta: str
+
+
+@dataclass(frozen=True)
 class TextReplaced:
     """The whole answer text changed (a new attempt began, or a snapshot disagreed): redraw it."""
 
@@ -102,6 +109,7 @@ class TurnEnded:
 
 Update = (
     TextAppended
+    | ReasoningAppended
     | TextReplaced
     | ToolStarted
     | ToolStatus
@@ -131,6 +139,7 @@ class TurnView:
     attempt: int = 0
     last_seq: int = -1  # the contiguous seq prefix applied for `attempt`
     text: str = ""
+    reasoning: str = ""  # the model's reasoning this attempt (streamed only: snapshots carry none)
     model: str | None = None
     tools: dict[str, ToolActivity] = field(default_factory=dict)
     ended: TurnEnded | None = None
@@ -162,9 +171,9 @@ class TurnView:
         return []
 
     def _new_attempt(self, attempt: int) -> list[Update]:
-        had_text = self.text != "" or bool(self.tools) or self._error_ended
+        had_text = self.text != "" or self.reasoning != "" or bool(self.tools) or self._error_ended
         self._error_ended = False
-        self.attempt, self.last_seq, self.text = attempt, -1, ""
+        self.attempt, self.last_seq, self.text, self.reasoning = attempt, -1, "", ""
         self.tools.clear()
         self._pending.clear()
         return [TextReplaced("", "retry")] if had_text else []
@@ -216,6 +225,10 @@ class TurnView:
             delta = str(part.get("delta", ""))
             self.text += delta
             return [TextAppended(delta)] if delta else []
+        if kind == "reasoning-delta":
+            delta = str(part.get("delta", ""))
+            self.reasoning += delta
+            return [ReasoningAppended(delta)] if delta else []
         if kind == "tool-input-available":
             tool = ToolActivity(str(part["toolCallId"]), str(part["toolName"]), dict(part.get("input") or {}))
             self.tools[tool.tool_call_id] = tool
@@ -246,7 +259,7 @@ class TurnView:
             self.ended = TurnEnded("failed", error_text=str(part.get("errorText", "The turn failed.")))
             self._error_ended = True
             return [self.ended]
-        return []  # start-step, finish-step, text-start, text-end: nothing to show
+        return []  # start-step, finish-step, text-start/end, reasoning-start/end: nothing to show
 
 
 # ---------------------------------------------------------------- talking to Courier
@@ -298,6 +311,7 @@ class TurnResult:
     elapsed_s: float
     first_text_s: float | None
     reconnects: int
+    reasoning: str = ""  # the model's reasoning, never part of `text`
 
 
 FrameHook = Callable[[dict[str, Any]], None]
@@ -662,6 +676,7 @@ class ChatConnection:
             conversation_id=str(ack["conversationId"]),
             status=view.ended.status,
             text=view.text,
+            reasoning=view.reasoning,
             error_text=view.ended.error_text,
             metadata=view.ended.metadata or {},
             tools=list(view.tools.values()),

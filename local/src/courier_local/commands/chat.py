@@ -1,7 +1,8 @@
 """`courier chat`: talk to Courier from a terminal.
 
-`courier chat "question"` sends one message, prints the answer as it streams (tool activity and the
-closing usage line go to stderr, so stdout is just the answer) and exits. Without a question it is an
+`courier chat "question"` sends one message, prints the answer as it streams (the model's reasoning,
+tool activity and the closing usage line go to stderr, dimmed on a terminal, so stdout is just the
+answer) and exits. Without a question it is an
 interactive session in one conversation. Exit codes are stable, for scripts: see `ExitCode`.
 """
 
@@ -28,6 +29,7 @@ from courier_local.chat_client import (
     ConnectionLost,
     CourierError,
     MessageTooLarge,
+    ReasoningAppended,
     RequestFailed,
     TextAppended,
     TextReplaced,
@@ -110,12 +112,25 @@ def mint_dev_token(dev_token_url: str, user: str, tenant: str) -> str:
 
 
 class TerminalPrinter:
-    """Prints a turn as it streams: answer text on stdout, tool activity on stderr."""
+    """Prints a turn as it streams: answer text on stdout; the model's reasoning (before the answer)
+    and tool activity on stderr, dimmed on a terminal."""
 
     def __init__(self) -> None:
         self.mid_line = False
+        self.reasoning_open = False  # reasoning is being printed on stderr, its line not ended
 
     def __call__(self, update: Update) -> None:
+        if isinstance(update, ReasoningAppended):
+            if not self.reasoning_open:
+                self._newline()
+                self.reasoning_open = True
+            sys.stderr.write(_dim(update.delta))
+            sys.stderr.flush()
+            return
+        if self.reasoning_open:  # anything else ends the reasoning's line
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self.reasoning_open = False
         if isinstance(update, TextAppended):
             sys.stdout.write(update.delta)
             sys.stdout.flush()
@@ -151,6 +166,9 @@ class TerminalPrinter:
             self.mid_line = False
 
     def finish(self, result: TurnResult) -> None:
+        if self.reasoning_open:
+            sys.stderr.write("\n")
+            self.reasoning_open = False
         self._newline()
         _err(_dim(summary_line(result)))
 

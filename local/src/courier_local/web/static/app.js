@@ -282,6 +282,7 @@ function onHistory(frame) {
       // The answer is still being written: follow it.
       const view = new TurnView(turn.turnId);
       view.text = turn.assistantText;
+      view.reasoning = turn.reasoningText || "";
       state.active = { clientMessageId: null, text: turn.userText, view, el, stopRequested: false };
       renderAssistant(el, view);
       setStreaming(true);
@@ -419,7 +420,9 @@ function appendTurn(userText) {
 
 function renderAssistant(el, view, retrying = false) {
   const box = el.querySelector(".assistant");
+  const reasoningOpen = Boolean(box.querySelector("details.reasoning[open]")); // keep what the user opened
   box.replaceChildren();
+  if (view && view.reasoning) box.appendChild(reasoningBox(view.reasoning, reasoningOpen));
   if (view) {
     for (const tool of view.tools.values()) box.appendChild(toolCard(tool));
   }
@@ -446,6 +449,7 @@ function renderAssistant(el, view, retrying = false) {
 function renderStoredAssistant(el, turn) {
   const box = el.querySelector(".assistant");
   box.replaceChildren();
+  if (turn.reasoningText) box.appendChild(reasoningBox(turn.reasoningText, false));
   const text = document.createElement("div");
   text.className = "text";
   text.textContent = turn.assistantText;
@@ -453,6 +457,21 @@ function renderStoredAssistant(el, turn) {
   box.dataset.status = turn.status;
   const usage = turn.usage ? { usage: turn.usage } : null;
   box.appendChild(footer(turn.status, turn.model, usage, turn.status === "failed" ? "The answer failed." : null));
+}
+
+// The model's reasoning, collapsed above the answer: shown on request, never mixed into it.
+function reasoningBox(reasoning, open) {
+  const details = document.createElement("details");
+  details.className = "reasoning";
+  details.dataset.testid = "reasoning";
+  details.open = open;
+  const summary = document.createElement("summary");
+  summary.textContent = "Reasoning";
+  const body = document.createElement("div");
+  body.className = "reasoning-text";
+  body.textContent = reasoning;
+  details.append(summary, body);
+  return details;
 }
 
 function renderFailure(el, words) {

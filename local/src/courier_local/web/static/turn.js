@@ -14,6 +14,7 @@ class TurnView {
     this.attempt = 0;
     this.lastSeq = -1;
     this.text = "";
+    this.reasoning = ""; // the model's reasoning (extended thinking), never part of the answer
     this.model = null;
     this.tools = new Map(); // toolCallId -> {name, input, summary, output, done}
     this.ended = null; // {status, errorText, metadata}
@@ -48,6 +49,7 @@ class TurnView {
     this.attempt = attempt;
     this.lastSeq = -1;
     this.text = "";
+    this.reasoning = "";
     this.tools.clear();
     this.pending.clear();
   }
@@ -96,6 +98,9 @@ class TurnView {
       case "text-delta":
         this.text += part.delta;
         break;
+      case "reasoning-delta":
+        this.reasoning += part.delta;
+        break;
       case "tool-input-available":
         this.tools.set(part.toolCallId, { name: part.toolName, input: part.input || {}, summary: null, output: null, done: false });
         break;
@@ -125,7 +130,7 @@ class TurnView {
         this.errorEnded = true;
         break;
       default:
-        break; // start-step, finish-step, text-start, text-end: nothing to show
+        break; // start-step, finish-step, text-start/end, reasoning-start/end: nothing to show
     }
   }
 }
