@@ -45,6 +45,13 @@ CRASHED_TOOL_TEXT = "The tool failed unexpectedly."
 STORED_REASONING_MAX_BYTES = 16 * 1024
 
 
+def stored_reasoning(text: str) -> str:
+    """The reasoning as a turn stores it: its first STORED_REASONING_MAX_BYTES."""
+    if len(text) * 4 <= STORED_REASONING_MAX_BYTES:  # the cheap bound: nothing to cut
+        return text
+    return text.encode()[:STORED_REASONING_MAX_BYTES].decode(errors="ignore")
+
+
 class PartWriter:
     """Emits one attempt's parts in protocol order (start-step … reasoning … text … finish-step).
 
@@ -65,10 +72,7 @@ class PartWriter:
     @property
     def reasoning_text(self) -> str:
         """The attempt's reasoning so far, as stored (its first STORED_REASONING_MAX_BYTES)."""
-        text = "".join(self._reasoning)
-        if len(text) * 4 <= STORED_REASONING_MAX_BYTES:  # the cheap bound: nothing to cut
-            return text
-        return text.encode()[:STORED_REASONING_MAX_BYTES].decode(errors="ignore")
+        return stored_reasoning("".join(self._reasoning))
 
     def reasoning(self, delta: str) -> None:
         """A piece of the model's reasoning: streamed in reasoning parts, kept apart from the answer."""

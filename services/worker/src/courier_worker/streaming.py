@@ -221,6 +221,7 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._sent_text: list[str] = []
+        self._sent_reasoning: list[str] = []
         self.last_sent_seq = -1
         self.frames_sent = 0  # frames taken and delivered (to however many listeners)
         self.posts = 0  # @connections calls made, successful or not
@@ -261,6 +262,11 @@ class Publisher:
     @property
     def sent_text(self) -> str:
         return "".join(self._sent_text)
+
+    @property
+    def sent_reasoning(self) -> str:
+        """The reasoning delivered so far: stored with `last_sent_seq`, as the text is."""
+        return "".join(self._sent_reasoning)
 
     @property
     def listener_count(self) -> int:
@@ -330,8 +336,8 @@ class Publisher:
         )
         self._parts.append((frame.seq, part))
         self.last_sent_seq = frame.seq
-        if frame.text_id is not None and not frame.reasoning:
-            self._sent_text.append(frame.delta)
+        if frame.text_id is not None:
+            (self._sent_reasoning if frame.reasoning else self._sent_text).append(frame.delta)
         self.frames_sent += 1
 
     def _sdk_frames(

@@ -53,7 +53,7 @@ from courier_worker.failures import (
     is_database_outage,
 )
 from courier_worker.observability import logger
-from courier_worker.parts import AgentHooks, PartWriter
+from courier_worker.parts import AgentHooks, PartWriter, stored_reasoning
 from courier_worker.persistence import CancelledBeforeStart, StartedTurn, TurnDatabase
 from courier_worker.ports import BodyStore, ConnectionPoster, TurnStore
 from courier_worker.settings import WorkerSettings
@@ -457,8 +457,9 @@ class _TurnExecution:
         publisher = self.publisher
         assert publisher is not None
         self.saved_at = self.clock()
-        assert self.writer is not None
-        held = await self.db.save(publisher.sent_text, publisher.last_sent_seq, self.writer.reasoning_text)
+        # What the listeners got, with its seq: a resume's snapshot and the history agree with them.
+        reasoning = stored_reasoning(publisher.sent_reasoning)
+        held = await self.db.save(publisher.sent_text, publisher.last_sent_seq, reasoning)
         self.lease_until = self.clock() + self.settings.lease_s
         self.report.db_writes = self.db.writes
         return held
