@@ -60,6 +60,8 @@ class _Rows:
     # (turn, connection) → (the order added, the AI SDK request id or None)
     listeners: dict[tuple[uuid.UUID, str], tuple[int, str | None]] = field(default_factory=dict)
     tool_invocations: list[ToolInvocation] = field(default_factory=list)
+    # (turn, kind, agent id, message id) → the record's JSON document
+    session_records: dict[tuple[uuid.UUID, str, str, int], dict[str, Any]] = field(default_factory=dict)
 
     def copy(self) -> _Rows:
         return _Rows(
@@ -68,6 +70,7 @@ class _Rows:
             {key: _copy(row) for key, row in self.connections.items()},
             dict(self.listeners),
             [_copy(row) for row in self.tool_invocations],
+            {key: json.loads(json.dumps(data)) for key, data in self.session_records.items()},
         )
 
 
@@ -354,10 +357,33 @@ class MemoryRepository:
         for column, value in finished_values(outcome, now).items():
             setattr(turn, column, value)
         self._rows.conversations[turn.conversation_id].updated_at = now
+        self.delete_session_records(turn_id)
 
     def end_turn(self, turn: Turn, outcome: TurnOutcome, attempt: int, now: datetime) -> None:
         apply_end(turn, outcome, attempt, now)
         self._rows.conversations[turn.conversation_id].updated_at = now
+        self.delete_session_records(turn.id)
+
+    def put_session_record(
+        self, turn_id: uuid.UUID, kind: str, agent_id: str, message_id: int, data: dict[str, Any]
+    ) -> None:
+        self._rows.session_records[(turn_id, kind, agent_id, message_id)] = json.loads(json.dumps(data))
+
+    def session_record(
+        self, turn_id: uuid.UUID, kind: str, agent_id: str, message_id: int
+    ) -> dict[str, Any] | None:
+        return self._rows.session_records.get((turn_id, kind, agent_id, message_id))
+
+    def session_messages(
+        self, turn_id: uuid.UUID, agent_id: str, offset: int = 0, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        keys = sorted(k for k in self._rows.session_records if k[:3] == (turn_id, "message", agent_id))
+        keys = keys[offset:] if limit is None else keys[offset : offset + limit]
+        return [self._rows.session_records[k] for k in keys]
+
+    def delete_session_records(self, turn_id: uuid.UUID) -> None:
+        for key in [k for k in self._rows.session_records if k[0] == turn_id]:
+            del self._rows.session_records[key]
 
     def announce_ending_once(self, owner: Owner, turn_id: uuid.UUID, attempt: int, last_seq: int) -> bool:
         turn = self.find_turn(owner, turn_id)

@@ -145,9 +145,17 @@ def test_a_terminal_snapshot_ends_the_turn() -> None:
 
 def test_abort_and_error_end_the_turn_with_their_status() -> None:
     cancelled = TurnView(TURN)
-    for frame in [chunk(0, start()), chunk(1, delta("x")), chunk(2, {"type": "abort"})]:
+    for frame in [
+        chunk(0, start()),
+        chunk(1, delta("x")),
+        chunk(2, {"type": "abort", "reason": "cancelled"}),
+    ]:
         cancelled.apply(frame)
     assert cancelled.ended == TurnEnded("cancelled")
+    interrupted = TurnView(TURN)
+    for frame in [chunk(0, start()), chunk(1, {"type": "abort", "reason": "interrupted"})]:
+        interrupted.apply(frame)
+    assert interrupted.ended == TurnEnded("interrupted")
     failed = TurnView(TURN)
     for frame in [chunk(0, start()), chunk(1, {"type": "error", "errorText": "The model is busy."})]:
         failed.apply(frame)

@@ -365,3 +365,26 @@ def test_a_resume_while_the_turn_ends_waits_for_the_ending_and_sees_it(postgres_
             with pytest.raises(TimeoutError):
                 resumed.result(timeout=0.5)  # waiting on the final write's row lock
         assert resumed.result(timeout=10) == TurnStatus.COMPLETED
+
+
+def test_a_turns_agent_session_records_are_kept_in_order_and_go_when_the_turn_ends(store, owner):
+    _, turn_id, _ = _send(store, owner)
+    with store.unit_of_work() as repo:
+        repo.start_attempt(owner, turn_id, "us.anthropic.claude", T0)
+        repo.put_session_record(turn_id, "session", "", -1, {"session_id": str(turn_id)})
+        for message_id in (1, 0, 2):
+            repo.put_session_record(turn_id, "message", "default", message_id, {"message_id": message_id})
+        repo.put_session_record(turn_id, "message", "default", 2, {"message_id": 2, "redacted": True})
+    with store.unit_of_work() as repo:
+        assert repo.session_record(turn_id, "session", "", -1) == {"session_id": str(turn_id)}
+        assert repo.session_record(turn_id, "agent", "default", -1) is None
+        assert repo.session_messages(turn_id, "default") == [
+            {"message_id": 0},
+            {"message_id": 1},
+            {"message_id": 2, "redacted": True},  # replaced, not added
+        ]
+        assert repo.session_messages(turn_id, "default", offset=1, limit=1) == [{"message_id": 1}]
+        repo.finish_turn(owner, turn_id, TurnOutcome(TurnStatus.COMPLETED, "done", 3), T0)
+    with store.unit_of_work() as repo:
+        assert repo.session_messages(turn_id, "default") == []
+        assert repo.session_record(turn_id, "session", "", -1) is None

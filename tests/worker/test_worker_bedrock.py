@@ -149,7 +149,7 @@ def test_cancel_mid_answer_sends_abort_and_keeps_the_partial_text(
             client.read(5)
         client.websocket.send(json.dumps({"action": "cancel", "turnId": str(request.turn_id)}))
         frames = client.read_until_end(request.turn_id)
-    assert chunks(frames)[-1]["chunk"] == {"type": "abort"}
+    assert chunks(frames)[-1]["chunk"] == {"type": "abort", "reason": "cancelled"}
     assert [f["seq"] for f in chunks(frames)] == list(range(len(chunks(frames))))
     turn = stack.turn(request.turn_id)
     assert turn.status == TurnStatus.CANCELLED.value

@@ -82,7 +82,7 @@ def test_a_cancelled_turn_stores_the_tokens_it_used_marked_as_estimated(
             client.read(5)
         client.websocket.send(json.dumps({"action": "cancel", "turnId": str(request.turn_id)}))
         frames = client.read_until_end(request.turn_id)
-    assert parts(frames)[-1] == {"type": "abort"}
+    assert parts(frames)[-1] == {"type": "abort", "reason": "cancelled"}
     turn = stack.turn(request.turn_id)
     assert turn.status == TurnStatus.CANCELLED.value and turn.assistant_text == text_of(frames)
     # The stream was cut before the model's usage event: an estimate, and it says so.

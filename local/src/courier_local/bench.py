@@ -298,7 +298,7 @@ class Bench:
                 finish_reason="stop",
                 message_metadata=FinishMetadata(
                     stop_reason="end_turn", usage=WireUsage(), latency_ms=0, time_to_first_token_ms=None
-                )
+                ),
             )
         )
 

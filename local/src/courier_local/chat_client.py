@@ -252,8 +252,8 @@ class TurnView:
         if kind == "finish":
             self.ended = TurnEnded("completed", metadata=dict(part.get("messageMetadata") or {}))
             return [self.ended]
-        if kind == "abort":
-            self.ended = TurnEnded("cancelled")
+        if kind == "abort":  # its reason is the stored status: cancelled, or interrupted (nobody listened)
+            self.ended = TurnEnded("interrupted" if part.get("reason") == "interrupted" else "cancelled")
             return [self.ended]
         if kind == "error":
             self.ended = TurnEnded("failed", error_text=str(part.get("errorText", "The turn failed.")))

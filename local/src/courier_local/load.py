@@ -49,6 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from websockets.exceptions import ConnectionClosed
+
 from courier_local.chat_client import (
     ChatConnection,
     ConnectionLost,
@@ -440,7 +442,7 @@ async def check_history(connection: ChatConnection, records: list[TurnRecord], h
     history.conversations += 1
     try:
         page = await connection.history(str(sent[0].conversation_id), limit=min(100, len(sent)))
-    except (CourierError, TimeoutError, OSError):
+    except (CourierError, TimeoutError, OSError, ConnectionClosed):  # e.g. closed idle while waiting
         history.unreadable += 1
         return
     stored = {turn["turnId"]: turn for turn in page["turns"]}

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from courier_local import diagnostics
 from courier_local.stack import DEFAULT_PORT, STATE_DIR, LocalStack, StackError, StackOptions
 
 
@@ -88,6 +89,7 @@ def dev(
     signal.signal(signal.SIGTERM, request_stop)
 
     typer.echo("Starting Courier…", err=True)
+    diagnostics.install()  # kill -USR1 <pid>: every thread's and task's stack, to stderr
     running = LocalStack(
         StackOptions(
             host=host,

@@ -138,6 +138,69 @@ class PartWriter:
             self.step_open = False
 
 
+def announce_tool_call(
+    writer: PartWriter, tools: ToolRegistry, tool_calls: dict[str, ToolCallRecord], tool_use: Any
+) -> None:
+    """tool-input-available and data-tool-status for a call the agent makes (or made, when an
+    attempt replays the steps an earlier one saved), and its record."""
+    publisher = writer.publisher
+    writer.close_blocks()
+    call_id, name = str(tool_use["toolUseId"]), str(tool_use["name"])
+    tool_input = trimmed_input(tool_use.get("input", {}))
+    seq = publisher.emit(ToolInputAvailablePart(tool_call_id=call_id, tool_name=name, input=tool_input))
+    publisher.emit(
+        DataToolStatusPart(
+            id=call_id, data=ToolStatus(tool_call_id=call_id, summary=tools.summary(name, tool_input))
+        )
+    )
+    tool_calls[call_id] = ToolCallRecord(seq, call_id, name, tool_input)
+
+
+def replay_saved_steps(
+    writer: PartWriter, tools: ToolRegistry, tool_calls: dict[str, ToolCallRecord], steps: list[Any]
+) -> None:
+    """The steps an earlier attempt completed (restored from the turn's agent session), sent again
+    as parts: the message a client builds shows them once, and their text is part of the answer."""
+    for message in steps:
+        if message["role"] == "assistant":
+            writer.open_step()
+            for block in message["content"]:
+                if "text" in block:
+                    writer.text(str(block["text"]))
+                elif "reasoningContent" in block:
+                    writer.reasoning(str(block["reasoningContent"].get("reasoningText", {}).get("text", "")))
+                elif "toolUse" in block:
+                    announce_tool_call(writer, tools, tool_calls, block["toolUse"])
+            writer.close_blocks()
+            continue
+        for block in message["content"]:
+            if "toolResult" not in block:
+                continue
+            result = block["toolResult"]
+            call_id = str(result["toolUseId"])
+            call = tool_calls.get(call_id)
+            if result.get("status") == "error":
+                error_text = _result_error_text(result)
+                writer.publisher.emit(ToolOutputErrorPart(tool_call_id=call_id, error_text=error_text))
+                output: Any = {"error": error_text}
+            else:
+                output = trim_output(result_output(result))
+                writer.publisher.emit(ToolOutputAvailablePart(tool_call_id=call_id, output=output))
+            if call is not None:
+                call.status = str(result.get("status", "success"))
+                call.output_summary = json.dumps(trim_output(output, 1024), ensure_ascii=False, default=str)
+    writer.close_step()
+
+
+def _result_error_text(result: Any) -> str:
+    """An error result's text, as the client may see it."""
+    texts = [block["text"] for block in result.get("content", []) if "text" in block]
+    text = " ".join(texts).removeprefix("Error: ").strip() or "The tool failed."
+    if len(text) > TOOL_ERROR_TEXT_MAX_CHARS:
+        text = text[: TOOL_ERROR_TEXT_MAX_CHARS - 1] + "…"
+    return text
+
+
 class AgentHooks(HookProvider):
     """Model calls → start-step (if `may_call_model` allows one more); tool calls →
     tool-input-available, data-tool-status, then tool-output-available or tool-output-error."""
@@ -167,20 +230,11 @@ class AgentHooks(HookProvider):
         self.writer.open_step()
 
     def before_tool(self, event: BeforeToolCallEvent) -> None:
-        publisher = self.writer.publisher
-        self.writer.close_blocks()
-        tool_use = event.tool_use
-        call_id, name = str(tool_use["toolUseId"]), str(tool_use["name"])
-        tool_input = trimmed_input(tool_use.get("input", {}))
-        seq = publisher.emit(ToolInputAvailablePart(tool_call_id=call_id, tool_name=name, input=tool_input))
-        publisher.emit(
-            DataToolStatusPart(
-                id=call_id,
-                data=ToolStatus(tool_call_id=call_id, summary=self.tools.summary(name, tool_input)),
-            )
+        announce_tool_call(self.writer, self.tools, self.tool_calls, event.tool_use)
+        logger.info(
+            "tool call",
+            extra={"tool_name": event.tool_use["name"], "tool_call_id": event.tool_use["toolUseId"]},
         )
-        self.tool_calls[call_id] = ToolCallRecord(seq, call_id, name, tool_input)
-        logger.info("tool call", extra={"tool_name": name, "tool_call_id": call_id})
 
     def after_tool(self, event: AfterToolCallEvent) -> None:
         call_id = str(event.tool_use["toolUseId"])
@@ -229,8 +283,4 @@ class AgentHooks(HookProvider):
             return "The tool could not use its input."
         if event.result.get("status") != "error":
             return None
-        texts = [block["text"] for block in event.result.get("content", []) if "text" in block]
-        text = " ".join(texts).removeprefix("Error: ").strip() or "The tool failed."
-        if len(text) > TOOL_ERROR_TEXT_MAX_CHARS:
-            text = text[: TOOL_ERROR_TEXT_MAX_CHARS - 1] + "…"
-        return text
+        return _result_error_text(event.result)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -57,6 +57,15 @@ class CancelledBeforeStart:
     model: str
 
 
+async def within(timeout_s: float, awaitable: Awaitable[T]) -> T:
+    """`awaitable`, or TimeoutError after `timeout_s`. Unlike `asyncio.wait_for` on Python 3.11,
+    a cancellation that arrives just as `awaitable` completes is never lost (python/cpython#86296):
+    a lost one left the turn's control loop running after its turn ended, and the turn waiting for
+    it forever (turns that never ended under `make load`)."""
+    async with asyncio.timeout(timeout_s):
+        return await awaitable
+
+
 class TurnDatabase:
     def __init__(
         self,
@@ -79,7 +88,7 @@ class TurnDatabase:
         self.writes = 0
 
     async def _call(self, function: Callable[[], T], timeout_s: float | None = None) -> T:
-        return await asyncio.wait_for(asyncio.to_thread(function), timeout_s or self.call_timeout_s)
+        return await within(timeout_s or self.call_timeout_s, asyncio.to_thread(function))
 
     async def start(self, model_id: str, history_window: int) -> StartedTurn | CancelledBeforeStart | None:
         """Take the turn for a new attempt. None: it has ended (nothing to do). Raises LeaseHeld

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from courier_shared.db.models import Turn
 from courier_shared.db.store import AbandonedTurn, Lease, Owner, ToolCallRecord, TurnControl, TurnOutcome
@@ -98,6 +98,18 @@ class TurnRepository(Protocol):
     def remove_listener(self, turn_id: uuid.UUID, connection_id: str) -> None: ...
 
     def abandoned_turns(self, now: datetime, limit: int = 100) -> list[AbandonedTurn]: ...
+
+    def put_session_record(
+        self, turn_id: uuid.UUID, kind: str, agent_id: str, message_id: int, data: dict[str, Any]
+    ) -> None: ...
+
+    def session_record(
+        self, turn_id: uuid.UUID, kind: str, agent_id: str, message_id: int
+    ) -> dict[str, Any] | None: ...
+
+    def session_messages(
+        self, turn_id: uuid.UUID, agent_id: str, offset: int = 0, limit: int | None = None
+    ) -> list[dict[str, Any]]: ...
 
 
 class TurnStore(Protocol):

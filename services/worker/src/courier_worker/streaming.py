@@ -318,7 +318,8 @@ class Publisher:
             if delay > 0 and not self._closing:
                 # Urgent parts (or close) wake us early; otherwise this is the flush interval.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                    async with asyncio.timeout(delay):  # not wait_for: see persistence.within
+                        await self._wake.wait()
                 continue
             for frame in self._outbox.take(self._clock()):
                 await self._deliver(frame)

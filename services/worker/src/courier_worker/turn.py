@@ -11,6 +11,7 @@ before its Lambda's deadline, and after MAX_AGENT_CYCLES model calls.
 from __future__ import annotations
 
 import asyncio
+import copy
 import enum
 import time
 import uuid
@@ -21,6 +22,7 @@ from typing import Any
 
 from strands import Agent
 from strands.models import Model
+from strands.session.repository_session_manager import RepositorySessionManager
 from strands.types.exceptions import MaxTokensReachedException
 
 from courier_shared.db.store import Lease, LeaseHeld, Owner, ToolCallRecord, TurnOutcome
@@ -53,9 +55,10 @@ from courier_worker.failures import (
     is_database_outage,
 )
 from courier_worker.observability import logger
-from courier_worker.parts import AgentHooks, PartWriter, stored_reasoning
+from courier_worker.parts import AgentHooks, PartWriter, replay_saved_steps, stored_reasoning
 from courier_worker.persistence import CancelledBeforeStart, StartedTurn, TurnDatabase
 from courier_worker.ports import BodyStore, ConnectionPoster, TurnStore
+from courier_worker.sessions import TurnSessionRepository
 from courier_worker.settings import WorkerSettings
 from courier_worker.streaming import Outbox, Publisher
 from courier_worker.tools import ToolRegistry
@@ -65,6 +68,7 @@ WallClock = Callable[[], datetime]
 # The end write gives up this long before the Lambda's deadline, to leave time for the ending.
 FINAL_WRITE_RESERVE_S = 2.0
 CONTROL_BACKOFF_MAX_S = 1.0
+CONTROL_STOP_WAIT_S = 5.0  # the control loop stops within one database call; never wait longer
 # A stopped agent ends at its next model event; a model stream that stalls sends none, so the turn
 # stops waiting for it this long after the stop (the deadline margin leaves room for it).
 FORCED_STOP_AFTER_S = 3.0
@@ -72,6 +76,20 @@ FORCED_STOP_AFTER_S = 3.0
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SavedAnswer:
+    """The result of a turn whose final answer an earlier attempt saved but did not store."""
+
+    stop_reason: str = "end_turn"
+
+
+def _is_final_answer(message: Any) -> bool:
+    """An assistant message that calls no tool: the agent loop's last."""
+    return bool(
+        message["role"] == "assistant" and not any("toolUse" in block for block in message["content"])
+    )
 
 
 class StopCause(enum.Enum):
@@ -294,23 +312,26 @@ class _TurnExecution:
 
     async def _stream(self, started: StartedTurn) -> None:
         assert self.writer is not None
-        agent = Agent(
-            model=self.runner.model,
-            messages=[dict(m) for m in started.history],  # type: ignore[misc]  # strands mutates the list
-            system_prompt=self.settings.system_prompt,
-            tools=self.runner.tools.agent_tools(),  # type: ignore[arg-type]
-            hooks=[AgentHooks(self.writer, self.runner.tools, self.tool_calls, self._may_call_model)],
-            callback_handler=None,
-            retry_strategy=model_retry_strategy(self.settings),
-            name="courier",
-        )
+        # Reads the turn's saved steps (its agent session): off the event loop, which is streaming.
+        agent = await asyncio.to_thread(self._build_agent)
+        saved = list(agent.messages)  # the question and the steps an earlier attempt completed, or []
+        agent.messages = copy.deepcopy(started.history) + saved  # strands mutates the messages
         self.agent = agent
+        if saved:
+            logger.info(
+                "going on from the steps an earlier attempt saved", extra={"saved_messages": len(saved)}
+            )
+            replay_saved_steps(self.writer, self.runner.tools, self.tool_calls, saved[1:])
+            if _is_final_answer(saved[-1]):  # answered, but not stored: store it, no model call
+                await self._conclude(SavedAnswer(), None)
+                return
         if self.stop_cause is not None:  # e.g. no listener at all and no grace
             agent.cancel()
         control = asyncio.create_task(self._control_loop(), name=f"control-{self.request.turn_id}")
         result: Any = None
         error: BaseException | None = None
-        self.consumer = asyncio.create_task(self._consume(agent, started.user_text), name="agent-stream")
+        prompt = None if saved else started.user_text  # None: go on from the saved messages
+        self.consumer = asyncio.create_task(self._consume(agent, prompt), name="agent-stream")
         try:
             result = await self.consumer
         except MaxTokensReachedException:
@@ -325,15 +346,35 @@ class _TurnExecution:
             if self.forced_stop is not None:
                 self.forced_stop.cancel()
             control.cancel()
-            await asyncio.gather(control, return_exceptions=True)
+            # Bounded: a turn never waits forever on its own housekeeping.
+            if not (await asyncio.wait({control}, timeout=CONTROL_STOP_WAIT_S))[0]:
+                logger.error("the turn's control loop did not stop when asked: going on without it")
         await self._conclude(result, error)
 
-    async def _consume(self, agent: Agent, user_text: str) -> Any:
+    def _build_agent(self) -> Agent:
+        """The turn's agent; its session (the turn's saved steps) gives it the messages an earlier
+        attempt saved, and saves each new one as the agent adds it."""
+        assert self.writer is not None
+        sessions = RepositorySessionManager(
+            str(self.request.turn_id), TurnSessionRepository(self.db.store, self.request.turn_id)
+        )
+        return Agent(
+            model=self.runner.model,
+            system_prompt=self.settings.system_prompt,
+            tools=self.runner.tools.agent_tools(),  # type: ignore[arg-type]
+            hooks=[AgentHooks(self.writer, self.runner.tools, self.tool_calls, self._may_call_model)],
+            callback_handler=None,
+            retry_strategy=model_retry_strategy(self.settings),
+            session_manager=sessions,
+            name="courier",
+        )
+
+    async def _consume(self, agent: Agent, prompt: str | None) -> Any:
         """Read the agent's stream to its end; returns its result."""
         assert self.writer is not None
         result: Any = None
         stream_started = self.clock()
-        async for event in agent.stream_async(user_text):
+        async for event in agent.stream_async(prompt):
             if "data" in event:
                 self._on_text(str(event["data"]), stream_started)
             elif "reasoningText" in event:

@@ -160,6 +160,21 @@ class TurnListener(Base):
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class AgentSessionRecord(Base):
+    """The agent's session of one turn (Strands' RepositorySessionManager): the session, its agent's
+    state and every message of the agent loop, saved as each is added, so a retried attempt goes on
+    from the last completed step instead of starting over (no tool runs twice, no step is paid for
+    twice). Deleted when the turn ends."""
+
+    __tablename__ = "agent_session_records"
+
+    turn_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("turns.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # session | agent | message
+    agent_id: Mapped[str] = mapped_column(String(128), primary_key=True)  # "" for the session
+    message_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # -1 unless a message
+    data: Mapped[dict[str, Any]]
+
+
 class ToolInvocation(Base):
     __tablename__ = "tool_invocations"
 

@@ -24,7 +24,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from courier_shared.db.models import Connection, Conversation, ToolInvocation, Turn, TurnListener
+from courier_shared.db.models import (
+    AgentSessionRecord,
+    Connection,
+    Conversation,
+    ToolInvocation,
+    Turn,
+    TurnListener,
+)
 from courier_shared.turn_states import REMEMBERED, TERMINAL, TurnStatus, sources, values
 
 T = TypeVar("T")
@@ -576,6 +583,7 @@ class ChatRepository:
         if getattr(result, "rowcount", 1) == 0:
             raise TurnNotOpen(str(turn_id))
         self._touch_conversation(turn_id, now)
+        self.delete_session_records(turn_id)
 
     def end_turn(self, turn: Turn, outcome: TurnOutcome, attempt: int, now: datetime) -> None:
         """End a turn no worker is streaming (dead-lettered, abandoned, cancelled before it ran):
@@ -583,6 +591,57 @@ class ChatRepository:
         apply_end(turn, outcome, attempt, now)
         self._session.flush()
         self._touch_conversation(turn.id, now)
+        self.delete_session_records(turn.id)
+
+    # ---------------------------------------------------------------- agent sessions (worker side)
+
+    def put_session_record(
+        self, turn_id: uuid.UUID, kind: str, agent_id: str, message_id: int, data: dict[str, Any]
+    ) -> None:
+        """Create or replace one record of the turn's agent session (see AgentSessionRecord)."""
+        insert = sqlite_insert if self._session.get_bind().dialect.name == "sqlite" else postgresql_insert
+        row = insert(AgentSessionRecord).values(
+            turn_id=turn_id, kind=kind, agent_id=agent_id, message_id=message_id, data=data
+        )
+        key = [AgentSessionRecord.turn_id, AgentSessionRecord.kind, AgentSessionRecord.agent_id]
+        self._session.execute(
+            row.on_conflict_do_update(
+                index_elements=[*key, AgentSessionRecord.message_id], set_={"data": row.excluded.data}
+            )
+        )
+
+    def session_record(
+        self, turn_id: uuid.UUID, kind: str, agent_id: str, message_id: int
+    ) -> dict[str, Any] | None:
+        return self._session.scalar(
+            select(AgentSessionRecord.data).where(
+                AgentSessionRecord.turn_id == turn_id,
+                AgentSessionRecord.kind == kind,
+                AgentSessionRecord.agent_id == agent_id,
+                AgentSessionRecord.message_id == message_id,
+            )
+        )
+
+    def session_messages(
+        self, turn_id: uuid.UUID, agent_id: str, offset: int = 0, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The agent's messages in order (message_id), from `offset`."""
+        query = (
+            select(AgentSessionRecord.data)
+            .where(
+                AgentSessionRecord.turn_id == turn_id,
+                AgentSessionRecord.kind == "message",
+                AgentSessionRecord.agent_id == agent_id,
+            )
+            .order_by(AgentSessionRecord.message_id)
+            .offset(offset)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        return list(self._session.scalars(query))
+
+    def delete_session_records(self, turn_id: uuid.UUID) -> None:
+        self._session.execute(delete(AgentSessionRecord).where(AgentSessionRecord.turn_id == turn_id))
 
     def announce_ending_once(self, owner: Owner, turn_id: uuid.UUID, attempt: int, last_seq: int) -> bool:
         """Record that the ending of a turn finished before any attempt (cancelled while queued) is

@@ -122,8 +122,8 @@ class TurnView {
       case "finish":
         this.ended = { status: "completed", metadata: part.messageMetadata || {} };
         break;
-      case "abort":
-        this.ended = { status: "cancelled" };
+      case "abort": // its reason is the stored status: cancelled, or interrupted (nobody listened)
+        this.ended = { status: part.reason === "interrupted" ? "interrupted" : "cancelled" };
         break;
       case "error":
         this.ended = { status: "failed", errorText: part.errorText || "The answer failed." };

@@ -1,0 +1,113 @@
+"""Durable attempts: a retried attempt goes on from the last step the agent loop completed.
+
+The turn's agent session (Strands' RepositorySessionManager over the store) saves each message as
+the agent adds it. A worker that dies between two tool steps leaves the turn `streaming` under its
+lease; the retry restores the saved steps, sends them again as parts (so a client's message shows
+one answer), and asks the model only for what is left: the tool never runs twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from fakes import MemoryChatStore, RecordingPoster
+from strands import tool
+from support import FakeClock
+from worker.scripted_model import ScriptedModel
+
+from courier_shared.db.store import Owner
+from courier_shared.protocol import TurnStatus
+from courier_shared.queue import TurnRequest
+from courier_worker.settings import WorkerSettings
+from courier_worker.tools import CourierTool, ToolRegistry
+from courier_worker.turn import TurnRunner
+
+pytestmark = pytest.mark.anyio
+OWNER = Owner("acme", "user-1")
+LISTENER = "conn-1="
+
+
+class WorkerDied(BaseException):
+    """The process died mid-answer (a Lambda timeout, kill -9): nothing after it runs."""
+
+
+async def test_a_retry_after_a_crash_between_two_tool_steps_goes_on_without_running_the_tool_again() -> None:
+    lookups: list[str] = []
+
+    @tool
+    def lookup(city: str) -> str:
+        """Look up the time in a city."""
+        lookups.append(city)
+        return f"12:00 in {city}"
+
+    tools = ToolRegistry([CourierTool(tool=lookup, summarize=lambda _input: "Looking it up…")])
+    model = ScriptedModel(
+        [
+            {"text": "Let me look. ", "tool": {"name": "lookup", "input": {"city": "Paris"}, "id": "t1"}},
+            {"raise": WorkerDied()},  # the model call after the tool: the worker dies here
+            {"text": "It is noon in Paris."},
+        ]
+    )
+    store, poster, clock = MemoryChatStore(), RecordingPoster(), FakeClock()
+    settings = WorkerSettings.model_validate({"CONTROL_POLL_MS": 20, "MODEL_RETRY_DELAY_S": 0})
+    with store.unit_of_work() as repo:
+        turn, _ = repo.create_turn(OWNER, None, uuid.uuid4(), "What time is it in Paris?", LISTENER, clock())
+    request = TurnRequest(
+        turn_id=turn.id,
+        conversation_id=turn.conversation_id,
+        tenant_id=OWNER.tenant_id,
+        user_id=OWNER.user_id,
+        origin_connection_id=LISTENER,
+        callback_url="https://abc123.execute-api.us-east-1.amazonaws.com/prod",
+    )
+
+    def runner() -> TurnRunner:
+        return TurnRunner(
+            settings=settings,
+            store=store,
+            model=model,
+            poster=poster,
+            bodies=None,
+            tools=tools,
+            clock=clock.monotonic,
+            wall_clock=clock,
+        )
+
+    with pytest.raises(WorkerDied):
+        await runner().run(request)
+    with store.unit_of_work() as repo:
+        assert repo.find_turn(OWNER, turn.id).status is TurnStatus.STREAMING  # left as a crash leaves it
+    clock.advance(settings.lease_s + 1)  # the dead worker's lease lapses
+
+    report = await runner().run(request)  # the queue's retry
+
+    assert lookups == ["Paris"]  # the tool ran once
+    assert len(model.calls) == 3  # the first step was not asked of the model again
+    retried = model.calls[2]["messages"]
+    assert any("toolResult" in block for message in retried for block in message["content"])
+    assert report.status is TurnStatus.COMPLETED and report.attempt == 2
+    with store.unit_of_work() as repo:
+        stored = repo.find_turn(OWNER, turn.id)
+        assert stored.assistant_text == "Let me look. It is noon in Paris."  # one answer, both steps
+        assert [call.tool_name for call in repo.tool_invocations(OWNER, turn.id)] == ["lookup"]
+        assert repo.session_messages(turn.id, "default") == []  # the saved steps are gone with the turn
+    second = [f["chunk"] for f in poster.frames[LISTENER] if f["attempt"] == 2]
+    types = [part["type"] for part in second]
+    assert types[:10] == [
+        "start",
+        "start-step",  # the saved step, sent again
+        "text-start",
+        "text-delta",
+        "text-end",
+        "tool-input-available",
+        "data-tool-status",
+        "tool-output-available",
+        "finish-step",
+        "start-step",  # the model's next step
+    ]
+    assert types[-3:] == ["text-end", "finish-step", "finish"]
+    assert (
+        "".join(p["delta"] for p in second if p["type"] == "text-delta")
+        == "Let me look. It is noon in Paris."
+    )
