@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import boto3
+from strands import tool
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -22,16 +23,32 @@ from courier_local.edge.sqs import EventSourceMapping
 from courier_worker.adapters import ApiGatewayConnections, SqsVisibility
 from courier_worker.composition import build_worker
 from courier_worker.settings import WorkerSettings
+from courier_worker.tools import CourierTool, ToolRegistry
+
+
+def lookup_tool(log_path: str) -> CourierTool:
+    """A tool whose every run leaves a line in `log_path`: a test counts runs across processes."""
+
+    @tool
+    def lookup(city: str) -> str:
+        """Look up the time in a city."""
+        with open(log_path, "a") as log:
+            log.write(city + "\n")
+        return f"12:00 in {city}"
+
+    return CourierTool(tool=lookup, summarize=lambda _input: "Looking it up…")
 
 
 def main(config: dict[str, object]) -> None:
     settings = WorkerSettings.model_validate(config["settings"])
     endpoint = str(config["sqs_endpoint_url"])
+    script = config.get("script") or [{"text": str(config["answer"])}]
     worker = build_worker(
         settings,
-        model=ScriptedModel([{"text": str(config["answer"])}], delay_s=float(str(config["delay_s"]))),
+        model=ScriptedModel(list(script), delay_s=float(str(config["delay_s"]))),  # type: ignore[call-overload]
         connections=ApiGatewayConnections(region_name=settings.aws_region),
         queue=SqsVisibility(endpoint_url=endpoint),
+        tools=ToolRegistry([lookup_tool(str(config["tool_log"]))]) if config.get("tool_log") else None,
     )
     sqs = boto3.client(
         "sqs",

@@ -1,15 +1,17 @@
 """A small deterministic Strands model for worker tests: scripted turns, token delay, honours cancel.
 
 Each model call consumes the next scripted step: {"text": ...} and/or {"tool": {"name", "input", "id"}},
-or {"raise": exception}. The last step repeats. A step may start with the model's reasoning, as
-Bedrock streams extended thinking: {"reasoning": ...} (word by word, then a "signature"), and/or
-{"redacted": b"..."} (an encrypted reasoning block).
+or {"raise": exception}, or {"die": True} (the process is killed). The last step repeats. A step may
+start with the model's reasoning, as Bedrock streams extended thinking: {"reasoning": ...} (word by
+word, then a "signature"), and/or {"redacted": b"..."} (an encrypted reasoning block).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import threading
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -68,6 +70,8 @@ class ScriptedModel(Model):
         step = self.steps[min(len(self.calls) - 1, len(self.steps) - 1)]
         if "raise" in step:
             raise step["raise"]
+        if step.get("die"):  # the process dies here, as a Lambda timeout or kill -9 ends it
+            os.kill(os.getpid(), signal.SIGKILL)
         out = 0
         try:
             yield {"messageStart": {"role": "assistant"}}

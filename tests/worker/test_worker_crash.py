@@ -26,7 +26,9 @@ from courier_shared.protocol import TurnStatus
 from courier_worker.adapters import ApiGatewayConnections, SqsVisibility
 from courier_worker.composition import Worker, build_worker
 from courier_worker.failures import FAILURES
+from courier_worker.tools import ToolRegistry
 
+from .crashing_worker import lookup_tool
 from .scripted_model import ScriptedModel
 from .stack import REGION, Client, WorkerStack, chunks, now, text_of, worker_settings
 
@@ -49,7 +51,9 @@ def child_settings(postgres_url: str) -> dict[str, object]:
 
 
 @contextmanager
-def worker_process(stack: WorkerStack, moto: LocalMoto, postgres_url: str) -> Iterator[subprocess.Popen[str]]:
+def worker_process(
+    stack: WorkerStack, moto: LocalMoto, postgres_url: str, **extra: object
+) -> Iterator[subprocess.Popen[str]]:
     config = {
         "settings": child_settings(postgres_url),
         "sqs_endpoint_url": moto.endpoint_url,
@@ -59,6 +63,7 @@ def worker_process(stack: WorkerStack, moto: LocalMoto, postgres_url: str) -> It
         "visibility_timeout_s": LEASE_S + 2,
         "answer": LONG_ANSWER,
         "delay_s": 0.02,
+        **extra,
     }
     script = Path(__file__).with_name("crashing_worker.py")
     child = subprocess.Popen(
@@ -184,3 +189,43 @@ def test_after_a_crash_that_lost_the_queue_recovery_ends_the_abandoned_turn_with
     assert turn.last_seq == ending[-1]["seq"]
     assert in_progress(stack) == 0
     assert request.turn_id not in recovery.end_abandoned_turns()  # ended once
+
+
+def test_a_worker_killed_between_two_tool_steps_is_retried_from_the_saved_step(
+    stack: WorkerStack, postgres_url: str, worker_engine: Engine, moto: LocalMoto, tmp_path: Path
+) -> None:
+    tool_log = tmp_path / "lookups.txt"
+    first_step = {"text": "Let me look. ", "tool": {"name": "lookup", "input": {"city": "Paris"}, "id": "t1"}}
+    with stack.client() as client:
+        request = stack.submit("What time is it in Paris?", client.connection_id)
+        with worker_process(
+            stack, moto, postgres_url, script=[first_step, {"die": True}], tool_log=str(tool_log)
+        ) as child:
+            child.wait(20)  # it runs the tool, then dies asking the model for the next step
+        assert stack.turn(request.turn_id).status == TurnStatus.STREAMING.value
+        retry_model = ScriptedModel([{"text": "It is noon in Paris."}])
+        worker = build_worker(
+            worker_settings(postgres_url, LEASE_S=LEASE_S, DATABASE_OUTAGE_BUDGET_S=1, SAVE_INTERVAL_S=0.5),
+            model=retry_model,
+            connections=ApiGatewayConnections(region_name=REGION),
+            engine=worker_engine,
+            queue=SqsVisibility(endpoint_url=moto.endpoint_url),
+            tools=ToolRegistry([lookup_tool(str(tool_log))]),
+        )
+        esm = stack.start_worker(worker, visibility_timeout_s=60)
+        deadline = time.monotonic() + 30
+        while not ended(client, request.turn_id, 2):
+            client.read(deadline - time.monotonic())
+        assert esm.drain(timeout=10)
+    assert tool_log.read_text().splitlines() == ["Paris"]  # the tool ran once, in the dead worker
+    assert len(retry_model.calls) == 1  # only the step that was left
+    turn = stack.turn(request.turn_id)
+    assert (turn.status, turn.attempt) == (TurnStatus.COMPLETED.value, 2)
+    assert turn.assistant_text == "Let me look. It is noon in Paris."  # one answer, both steps
+    retried = [f["chunk"] for f in chunks(client.turn_frames(request.turn_id)) if f["attempt"] == 2]
+    kinds = [part["type"] for part in retried]
+    assert kinds[0] == "start" and kinds[-1] == "finish"
+    assert kinds.index("tool-output-available") < kinds.index(
+        "text-end", kinds.index("tool-output-available")
+    )
+    assert text_of([{"type": "chunk", "chunk": part} for part in retried]) == turn.assistant_text
