@@ -145,6 +145,8 @@ class _Part(_Wire):
 class StartMetadata(_Wire):
     model: str
     attempt: int
+    turn_id: UUID | None = None  # also the message id; here for the AI SDK's message metadata
+    conversation_id: UUID | None = None  # the conversation an AI SDK chat id names
 
 
 class StartPart(_Part):

@@ -79,7 +79,12 @@ async def test_a_text_answer_is_start_step_text_block_finish() -> None:
         "finish",
     ]
     assert "".join(p["delta"] for p in parts if p["type"] == "text-delta") == "It is noon in Paris."
-    assert parts[0]["messageMetadata"] == {"model": "scripted-test-model", "attempt": 1}
+    assert parts[0]["messageMetadata"] == {
+        "model": "scripted-test-model",
+        "attempt": 1,
+        "turnId": str(request.turn_id),
+        "conversationId": str(request.conversation_id),
+    }
     assert parts[-1]["messageMetadata"]["usage"] == {"inputTokens": 11, "outputTokens": 5}
     assert report.status is TurnStatus.COMPLETED
     with store.unit_of_work() as repo:

@@ -76,6 +76,7 @@ def cancelled_while_queued() -> tuple[AbortPart, tuple[ChunkPart, ...]]:
 
 def plan_ending(
     turn_id: uuid.UUID,
+    conversation_id: uuid.UUID | None,
     attempt: int,
     model: str,
     text: str,
@@ -85,7 +86,12 @@ def plan_ending(
     """The frames of an ending attempt, numbered: `outbox.next_seq - 1` is the final part's seq."""
     outbox = Outbox(flush_interval_s=0.0)
     outbox.push(
-        StartPart(message_id=str(turn_id), message_metadata=StartMetadata(model=model, attempt=attempt))
+        StartPart(
+            message_id=str(turn_id),
+            message_metadata=StartMetadata(
+                model=model, attempt=attempt, turn_id=turn_id, conversation_id=conversation_id
+            ),
+        )
     )
     if text:
         outbox.push(TextStartPart(id="text-0"))
@@ -206,7 +212,8 @@ class TurnEnder:
                     status=status,
                 )
                 final, sdk_tail = aborted(status, metadata)
-            outbox = plan_ending(turn.id, attempt, turn.model_id or self.model_label, text, final, sdk_tail)
+            model = turn.model_id or self.model_label
+            outbox = plan_ending(turn.id, turn.conversation_id, attempt, model, text, final, sdk_tail)
             outcome = TurnOutcome(
                 status=status,
                 assistant_text=text,

@@ -115,7 +115,7 @@ class TurnDatabase:
         turn = repo.find_turn(self.owner, self.turn_id)
         if turn is None or turn.status is not TurnStatus.CANCELLED or turn.attempt != 0:
             return None
-        last_seq = plan_ending(self.turn_id, 1, model_id, "", *cancelled_while_queued()).next_seq - 1
+        last_seq = plan_ending(self.turn_id, None, 1, model_id, "", *cancelled_while_queued()).next_seq - 1
         if not repo.announce_ending_once(self.owner, self.turn_id, 1, last_seq):
             return None
         return CancelledBeforeStart(repo.turn_control(self.owner, self.turn_id).listeners, model_id)

@@ -240,7 +240,12 @@ class _TurnExecution:
         publisher.emit(
             StartPart(
                 message_id=str(self.request.turn_id),
-                message_metadata=StartMetadata(model=self.runner.model_label, attempt=started.attempt),
+                message_metadata=StartMetadata(
+                    model=self.runner.model_label,
+                    attempt=started.attempt,
+                    turn_id=self.request.turn_id,
+                    conversation_id=self.request.conversation_id,
+                ),
             )
         )
         publisher.start()
@@ -298,7 +303,10 @@ class _TurnExecution:
         endpoint = self.settings.connections_endpoint_url or self.request.callback_url
         if endpoint is None:
             return
-        outbox = plan_ending(self.request.turn_id, 1, cancelled.model, "", *cancelled_while_queued())
+        request = self.request
+        outbox = plan_ending(
+            request.turn_id, request.conversation_id, 1, cancelled.model, "", *cancelled_while_queued()
+        )
         await send_ending(
             outbox,
             turn_id=self.request.turn_id,
