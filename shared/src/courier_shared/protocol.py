@@ -377,14 +377,19 @@ SERVER_FRAME: TypeAdapter[ServerFrame] = TypeAdapter(ServerFrame)
 # `action`, so API Gateway routes them to `$default`, and the gateway answers them by `type`.
 
 CHAT_REQUEST_TYPES = frozenset({"send", "resume", "abort"})
+# Courier's other requests in the same envelope: `{"type": <action>, "requestId": …, …its fields}`,
+# answered with the action's frame plus that `requestId`. (`sendMessage` and `resume` are the SDK's
+# `send` and `resume` here.)
+ENVELOPED_ACTIONS = frozenset({"cancel", "getHistory", "listConversations", "ping"})
 MAX_CHAT_ID_CHARS = 200
+MAX_REQUEST_ID_CHARS = 128
 MAX_CHAT_FRAME_DEPTH = 32  # UI messages nest (parts, tool inputs and outputs); still bounded
 
 
 class _ChatRequest(_Wire):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False, validate_by_name=False)
 
-    request_id: str = Field(min_length=1, max_length=128)
+    request_id: str = Field(min_length=1, max_length=MAX_REQUEST_ID_CHARS)
 
 
 class UIMessageIn(_Wire):

@@ -171,3 +171,28 @@ def test_a_chat_frame_may_nest_ui_messages_but_a_courier_frame_stays_flat(harnes
 
     assert answer["type"] == "start"
     assert refused["type"] == "error" and refused["code"] == "bad_request"
+
+
+def test_courier_requests_in_the_same_envelope_are_answered_with_their_request_id(
+    harness: GatewayHarness,
+) -> None:
+    owner = make_owner()
+    client = harness.client(owner)
+    client.send(send_frame("chat-7", [user_message("hello")]))
+    [turn] = stored_turns(harness, owner)
+
+    pong = client.send({"type": "ping", "requestId": "p1"})
+    conversations = client.send({"type": "listConversations", "requestId": "c1", "limit": 5})
+    history = client.send(
+        {"type": "getHistory", "requestId": "h1", "conversationId": str(turn.conversation_id)}
+    )
+    cancelled = client.send({"type": "cancel", "requestId": "x1", "turnId": str(turn.id)})
+    refused = client.send({"type": "getHistory", "requestId": "h2", "conversation_id": "snake"})
+
+    assert (pong["type"], pong["requestId"]) == ("pong", "p1")
+    assert conversations["requestId"] == "c1"
+    assert [c["conversationId"] for c in conversations["conversations"]] == [str(turn.conversation_id)]
+    assert (history["type"], history["requestId"]) == ("history", "h1")
+    assert [t["userText"] for t in history["turns"]] == ["hello"]
+    assert (cancelled["type"], cancelled["requestId"], cancelled["turnId"]) == ("ack", "x1", str(turn.id))
+    assert (refused["type"], refused["code"], refused["requestId"]) == ("error", "bad_request", "h2")

@@ -8,6 +8,7 @@ every store call is scoped by it, so another user's conversation or turn reads a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable, Mapping
@@ -29,8 +30,10 @@ from courier_shared.db.store import ClientMessageIdReused, InvalidCursor, Owner,
 from courier_shared.protocol import (
     CHAT_REQUEST_TYPES,
     CLIENT_ACTIONS,
+    ENVELOPED_ACTIONS,
     MAX_CHAT_FRAME_DEPTH,
     MAX_CLIENT_FRAME_DEPTH,
+    MAX_REQUEST_ID_CHARS,
     SUBPROTOCOL,
     Ack,
     Cancel,
@@ -146,7 +149,8 @@ class Gateway:
                 return self._connect(request)
             if request.route_key == "$disconnect":
                 return self._disconnect(request)
-            return frame_response(dump_frame(self.answer(request)))
+            answer = self.answer(request)
+            return frame_response(answer.dump() if isinstance(answer, Enveloped) else dump_frame(answer))
         except Exception:  # a bug: the client still gets a server error, never a dropped socket
             self._logger.exception("event failed")
             record_refusal(ErrorCode.INTERNAL.value)
@@ -193,13 +197,15 @@ class Gateway:
 
     def answer(
         self, request: WebSocketEvent
-    ) -> Ack | Snapshot | History | Conversations | Pong | Error | ChatResponse:
+    ) -> Ack | Snapshot | History | Conversations | Pong | Error | ChatResponse | Enveloped:
         hints: _Hints = (None, None)
         try:
             body = request.body or ""
             document = self._load(body)
             if isinstance(document, dict) and _is_chat_request(document):
                 return self._answer_chat(request, body, document)
+            if isinstance(document, dict) and _is_enveloped_action(document):
+                return self._answer_enveloped(request, document)
             hints = _hints(document)
             owner = self._admitted_owner(request)
             self._check(body, document)
@@ -432,6 +438,21 @@ class Gateway:
         with store.unit_of_work() as repo:
             repo.mark_enqueued(owner, stored.turn_id, self._clock())
 
+    def _answer_enveloped(self, request: WebSocketEvent, document: dict[str, Any]) -> Enveloped:
+        """A Courier request in the AI SDK's envelope: answered as its action, with its requestId."""
+        request_id = document.get("requestId")
+        if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID_CHARS:
+            refusal = Error(
+                code=ErrorCode.BAD_REQUEST,
+                message=f"'requestId' must be a string of 1 to {MAX_REQUEST_ID_CHARS} characters.",
+            )
+            return Enveloped(refusal, "")
+        fields = {key: value for key, value in document.items() if key not in ("type", "requestId")}
+        action = json.dumps({"action": document["type"], **fields}, ensure_ascii=False)
+        answer = self.answer(dataclasses.replace(request, body=action))
+        assert not isinstance(answer, Enveloped)
+        return Enveloped(answer, request_id)
+
     # ---------------------------------------------------------------- AI SDK chat requests
 
     def _answer_chat(self, request: WebSocketEvent, body: str, document: dict[str, Any]) -> ChatResponse:
@@ -629,6 +650,27 @@ def _internal_error(action: str | None, client_message_id: uuid.UUID | None) -> 
 # AI SDK chat ids are any string; a conversation id is a UUID. A chat id that is not the UUID of one
 # of the user's conversations names the conversation uuid5(CHAT_NAMESPACE, tenant, user, chat id).
 CHAT_NAMESPACE = uuid.UUID("5b0e4c55-7c2a-4b8e-9a51-c0a1e4f7d3b2")
+
+
+@dataclass(frozen=True)
+class Enveloped:
+    """An answer to a request in the AI SDK's envelope: the action's frame plus its `requestId`."""
+
+    frame: Ack | Snapshot | History | Conversations | Pong | Error | ChatResponse
+    request_id: str
+
+    @property
+    def type(self) -> str:
+        return self.frame.type
+
+    def dump(self) -> str:
+        return json.dumps(
+            {**json.loads(dump_frame(self.frame)), "requestId": self.request_id}, ensure_ascii=False
+        )
+
+
+def _is_enveloped_action(document: dict[str, Any]) -> bool:
+    return "action" not in document and document.get("type") in ENVELOPED_ACTIONS
 
 
 def _is_chat_request(document: object) -> bool:
