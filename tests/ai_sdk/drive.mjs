@@ -16,7 +16,8 @@
 //                     drop cuts it); then a fresh transport and chat with the same id and messages
 //                     call resumeStream(), as a reloaded page does
 // With --then, the same chat then sends that prompt too and waits for its answer (what a user does
-// after a stop or a cancel).
+// after a stop or a cancel). --prior-turns N starts the chat with N earlier exchanges of about 1 KB
+// each (a long chat); --trim sends only the last message, as README's useChat example does.
 //
 // Prints one JSON object on stdout: the chat's final messages, status and error, every onFinish
 // call, every onError, the frames the SDK's sockets sent and received; exit 0. A scenario that does
@@ -34,6 +35,8 @@ const { positionals, values: options } = parseArgs({
     'chat-id': { type: 'string' },
     'after-words': { type: 'string', default: '5' },
     then: { type: 'string' },
+    'prior-turns': { type: 'string', default: '0' },
+    trim: { type: 'boolean', default: false },
     'timeout-s': { type: 'string', default: '30' },
   },
 });
@@ -116,8 +119,23 @@ class HeadlessChat extends AbstractChat {
 
 const chats = {};
 
+// README's advice: Courier keeps the history, so only the new message needs to travel.
+const sendOnlyTheLastMessage = ({ messages }) => ({ messages: messages.slice(-1) });
+
+function earlierExchanges(count) {
+  return Array.from({ length: count }, (_, index) => [
+    { id: `earlier-question-${index}`, role: 'user', parts: [{ type: 'text', text: `question ${index}` }] },
+    { id: `earlier-answer-${index}`, role: 'assistant', parts: [{ type: 'text', text: 'lorem ipsum '.repeat(85) }] },
+  ]).flat();
+}
+
 function newChat(name, { id, messages } = {}) {
-  const transport = new WebSocketChatTransport({ url: options.url, protocols, webSocket: RecordedWebSocket });
+  const transport = new WebSocketChatTransport({
+    url: options.url,
+    protocols,
+    webSocket: RecordedWebSocket,
+    prepareSendMessagesRequest: options.trim ? sendOnlyTheLastMessage : undefined,
+  });
   const chat = new HeadlessChat({
     id,
     messages,
@@ -246,7 +264,7 @@ const scenarios = {
 async function main() {
   const run = scenarios[scenario];
   if (run == null) throw new Error(`unknown scenario ${scenario}: ${Object.keys(scenarios).join(', ')}`);
-  const chat = newChat('chat', { id: options['chat-id'] });
+  const chat = newChat('chat', { id: options['chat-id'], messages: earlierExchanges(Number(options['prior-turns'])) });
   report.chatId = chat.id;
   const final = (await run(chat)) ?? chat;
   if (options.then != null) {

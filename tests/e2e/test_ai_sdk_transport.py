@@ -61,6 +61,8 @@ def drive(
     owner: str,
     chat_id: str | None = None,
     then: str | None = None,
+    prior_turns: int = 0,
+    trim: bool = False,
 ) -> dict[str, Any]:
     """Run one scenario of tests/ai_sdk/drive.mjs; its JSON result (fails the test if it got stuck)."""
     command = [
@@ -77,6 +79,8 @@ def drive(
         str(SCENARIO_TIMEOUT_S),
         *(["--chat-id", chat_id] if chat_id else []),
         *(["--then", then] if then else []),
+        *(["--prior-turns", str(prior_turns)] if prior_turns else []),
+        *(["--trim"] if trim else []),
     ]
     done = subprocess.run(
         command, cwd=AI_SDK, capture_output=True, text=True, timeout=SCENARIO_TIMEOUT_S + 15, check=False
@@ -333,3 +337,18 @@ async def test_a_refused_message_shows_couriers_reason_and_the_chat_goes_on(dev_
     assert text_of(answer(result)) == "You said: shorter"
     assert answered["finishReason"] == "stop"
     assert result["socketsOpened"] == 1
+
+
+async def test_a_long_chat_sends_only_its_last_message_as_the_readme_says(dev_stack: DevStack) -> None:
+    """The stock transport sends the whole chat in one frame; API Gateway (and the local stack) close
+    the connection on a frame over 32 KB. README's prepareSendMessagesRequest sends the last message
+    only (Courier keeps the history), so a long chat goes on."""
+    owner = user()
+    whole = drive(dev_stack, "send", "hello after a long chat", owner=owner, prior_turns=40)
+    trimmed = drive(dev_stack, "send", "hello after a long chat", owner=owner, prior_turns=40, trim=True)
+
+    assert whole["status"] == "error"
+    assert "code 1009" in whole["error"]
+    assert (trimmed["status"], trimmed.get("error")) == ("ready", None), wire(trimmed)
+    assert [len(frame["messages"]) for frame in trimmed["sent"]] == [1]
+    assert text_of(answer(trimmed)) == "You said: hello after a long chat"
