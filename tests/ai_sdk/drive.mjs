@@ -4,7 +4,7 @@
 // `cancel` action over a plain socket, as a second browser tab would.
 //
 //   node drive.mjs <scenario> --url ws://… --token <jwt> [--prompt …] [--chat-id …] [--then …]
-//                  [--after-words 5] [--timeout-s 30]
+//                  [--after-words 5] [--prior-turns N] [--trim] [--timeout-s 30]
 //
 // Scenarios (tests/e2e/test_ai_sdk_transport.py runs them):
 //   send              send the prompt, wait for the answer to end
