@@ -32,6 +32,42 @@ class WorkerDied(BaseException):
     """The process died mid-answer (a Lambda timeout, kill -9): nothing after it runs."""
 
 
+SETTINGS = WorkerSettings.model_validate({"CONTROL_POLL_MS": 20, "MODEL_RETRY_DELAY_S": 0})
+
+
+def queued_turn(store: MemoryChatStore, clock: FakeClock, text: str) -> TurnRequest:
+    with store.unit_of_work() as repo:
+        turn, _ = repo.create_turn(OWNER, None, uuid.uuid4(), text, LISTENER, clock())
+    return TurnRequest(
+        turn_id=turn.id,
+        conversation_id=turn.conversation_id,
+        tenant_id=OWNER.tenant_id,
+        user_id=OWNER.user_id,
+        origin_connection_id=LISTENER,
+        callback_url="https://abc123.execute-api.us-east-1.amazonaws.com/prod",
+    )
+
+
+def runner_of(
+    store: MemoryChatStore,
+    model: ScriptedModel,
+    poster: RecordingPoster,
+    tools: ToolRegistry,
+    clock: FakeClock,
+) -> TurnRunner:
+    """A worker container's runner (a fresh one per attempt: the dead worker's state is gone)."""
+    return TurnRunner(
+        settings=SETTINGS,
+        store=store,
+        model=model,
+        poster=poster,
+        bodies=None,
+        tools=tools,
+        clock=clock.monotonic,
+        wall_clock=clock,
+    )
+
+
 async def test_a_retry_after_a_crash_between_two_tool_steps_goes_on_without_running_the_tool_again() -> None:
     lookups: list[str] = []
 
@@ -50,37 +86,16 @@ async def test_a_retry_after_a_crash_between_two_tool_steps_goes_on_without_runn
         ]
     )
     store, poster, clock = MemoryChatStore(), RecordingPoster(), FakeClock()
-    settings = WorkerSettings.model_validate({"CONTROL_POLL_MS": 20, "MODEL_RETRY_DELAY_S": 0})
-    with store.unit_of_work() as repo:
-        turn, _ = repo.create_turn(OWNER, None, uuid.uuid4(), "What time is it in Paris?", LISTENER, clock())
-    request = TurnRequest(
-        turn_id=turn.id,
-        conversation_id=turn.conversation_id,
-        tenant_id=OWNER.tenant_id,
-        user_id=OWNER.user_id,
-        origin_connection_id=LISTENER,
-        callback_url="https://abc123.execute-api.us-east-1.amazonaws.com/prod",
-    )
-
-    def runner() -> TurnRunner:
-        return TurnRunner(
-            settings=settings,
-            store=store,
-            model=model,
-            poster=poster,
-            bodies=None,
-            tools=tools,
-            clock=clock.monotonic,
-            wall_clock=clock,
-        )
+    request = queued_turn(store, clock, "What time is it in Paris?")
+    turn_id = request.turn_id
 
     with pytest.raises(WorkerDied):
-        await runner().run(request)
+        await runner_of(store, model, poster, tools, clock).run(request)
     with store.unit_of_work() as repo:
-        assert repo.find_turn(OWNER, turn.id).status is TurnStatus.STREAMING  # left as a crash leaves it
-    clock.advance(settings.lease_s + 1)  # the dead worker's lease lapses
+        assert repo.find_turn(OWNER, turn_id).status is TurnStatus.STREAMING  # left as a crash leaves it
+    clock.advance(SETTINGS.lease_s + 1)  # the dead worker's lease lapses
 
-    report = await runner().run(request)  # the queue's retry
+    report = await runner_of(store, model, poster, tools, clock).run(request)  # the queue's retry
 
     assert lookups == ["Paris"]  # the tool ran once
     assert len(model.calls) == 3  # the first step was not asked of the model again
@@ -88,10 +103,10 @@ async def test_a_retry_after_a_crash_between_two_tool_steps_goes_on_without_runn
     assert any("toolResult" in block for message in retried for block in message["content"])
     assert report.status is TurnStatus.COMPLETED and report.attempt == 2
     with store.unit_of_work() as repo:
-        stored = repo.find_turn(OWNER, turn.id)
+        stored = repo.find_turn(OWNER, turn_id)
         assert stored.assistant_text == "Let me look. It is noon in Paris."  # one answer, both steps
-        assert [call.tool_name for call in repo.tool_invocations(OWNER, turn.id)] == ["lookup"]
-        assert repo.session_messages(turn.id, "default") == []  # the saved steps are gone with the turn
+        assert [call.tool_name for call in repo.tool_invocations(OWNER, turn_id)] == ["lookup"]
+        assert repo.session_messages(turn_id, "default") == []  # the saved steps are gone with the turn
     second = [f["chunk"] for f in poster.frames[LISTENER] if f["attempt"] == 2]
     types = [part["type"] for part in second]
     assert types[:10] == [
@@ -111,3 +126,18 @@ async def test_a_retry_after_a_crash_between_two_tool_steps_goes_on_without_runn
         "".join(p["delta"] for p in second if p["type"] == "text-delta")
         == "Let me look. It is noon in Paris."
     )
+
+
+async def test_nothing_is_saved_before_the_first_tool_call() -> None:
+    """A plain answer costs no session writes: a retry would ask the model again anyway."""
+    store, poster, clock = MemoryChatStore(), RecordingPoster(), FakeClock()
+    request = queued_turn(store, clock, "Hello")
+
+    with pytest.raises(WorkerDied):
+        await runner_of(store, ScriptedModel([{"raise": WorkerDied()}]), poster, ToolRegistry(), clock).run(
+            request
+        )
+
+    with store.unit_of_work() as repo:
+        assert repo.session_record(request.turn_id, "session", "", -1) is None
+        assert repo.session_messages(request.turn_id, "default") == []

@@ -8,6 +8,10 @@ and put in front. A retried attempt restores the saved messages and goes on from
 step: a tool whose result was saved never runs again, and a step already answered is not asked of
 the model again. The records are deleted when the turn ends.
 
+Nothing is written until the agent calls its first tool: before that, a retry has nothing to gain
+(it asks the model again either way), so a plain answer costs no writes. From the first tool call
+on, everything so far is written, then each record as it comes.
+
 Saving is best effort and never stops the answer: when a write fails (the database is away) the
 attempt stops saving, and a retry goes on from the last step that was saved.
 """
@@ -32,6 +36,7 @@ class TurnSessionRepository(SessionRepository):
         self.store = store
         self.turn_id = turn_id
         self.saving = True  # False after a failed write: later steps are not saved (no gaps)
+        self.held: dict[tuple[str, str, int], dict[str, Any]] | None = {}  # None: writing through
 
     # ------------------------------------------------------------ reads (when the agent is built)
 
@@ -85,9 +90,16 @@ class TurnSessionRepository(SessionRepository):
     def _write(self, kind: str, agent_id: str, message_id: int, data: dict[str, Any]) -> None:
         if not self.saving:
             return
+        records = {(kind, agent_id, message_id): data}
+        if self.held is not None:
+            self.held.update(records)
+            if not (kind == "message" and _calls_a_tool(data)):
+                return
+            records, self.held = self.held, None  # the first tool call: write all, then through
         try:
             with self.store.unit_of_work() as repo:
-                repo.put_session_record(self.turn_id, kind, agent_id, message_id, data)
+                for (kind_, agent_id_, message_id_), data_ in records.items():
+                    repo.put_session_record(self.turn_id, kind_, agent_id_, message_id_, data_)
         except Exception as error:
             if not is_database_outage(error):
                 raise
@@ -96,3 +108,8 @@ class TurnSessionRepository(SessionRepository):
                 "database unavailable: the agent's steps are no longer saved for a retry",
                 extra={"error_type": type(error).__name__},
             )
+
+
+def _calls_a_tool(session_message: dict[str, Any]) -> bool:
+    message = session_message.get("message") or {}
+    return any("toolUse" in block for block in message.get("content", []))
