@@ -12,6 +12,7 @@
 //   resume            resumeStream() only, as useChat({ resume: true }) does when a page loads
 //   stop              send the prompt, chat.stop() once some text has arrived
 //   cancel-elsewhere  send the prompt; once some text has arrived, another socket cancels the turn
+//   send-resume-on-error  send the prompt; when the request ends in an error, resumeStream()
 //   drop-resume       send the prompt; once some text has arrived, the socket is cut (as a network
 //                     drop cuts it); then a fresh transport and chat with the same id and messages
 //                     call resumeStream(), as a reloaded page does
@@ -243,6 +244,14 @@ const scenarios = {
     await otherTabCancels(lastAssistant(chat).metadata?.turnId ?? lastAssistant(chat).id);
     report.stage = 'the answer to end after the cancel';
     await request;
+  },
+
+  // What an app does when its request ends in an error it may retry: resumeStream().
+  async 'send-resume-on-error'(chat) {
+    await chat.sendMessage({ text: options.prompt });
+    report.afterError = describe(chat);
+    report.stage = 'resumeStream() after the error to end';
+    await chat.resumeStream();
   },
 
   async 'drop-resume'(chat) {
