@@ -150,6 +150,8 @@ def test_abort_cancels_the_requests_turn(harness: GatewayHarness) -> None:
     assert answer == {"type": "end", "requestId": send["requestId"]}
     [turn] = stored_turns(harness, owner)
     assert turn.status is TurnStatus.CANCELLED  # queued: cancelled at once
+    with harness.store.unit_of_work() as repo:
+        assert repo.turn_control(owner, turn.id).listeners == ()  # its stream is over: nothing more is posted
 
 
 def test_a_chat_frame_may_nest_ui_messages_but_a_courier_frame_stays_flat(harness: GatewayHarness) -> None:

@@ -182,6 +182,24 @@ class RecordingPublisher:
     def emit_reasoning(self, reasoning_id: str, delta: str) -> None:
         self.parts.append(f"delta {reasoning_id} {delta}")
 
+    @property
+    def next_seq(self) -> int:
+        return len(self.parts)
+
+
+def test_a_model_call_retried_before_its_first_token_stays_in_its_step() -> None:
+    """Strands retries a throttled call: the SDK message gets no empty steps for the attempts."""
+    publisher = RecordingPublisher()
+    writer = PartWriter(publisher, UsageMeter())  # type: ignore[arg-type]
+
+    writer.open_step()
+    writer.open_step()  # refused (throttled), tried again
+    writer.open_step()
+    writer.text("At last.")
+    writer.close_step()
+
+    assert publisher.parts == ["start-step", "text-start", "delta text-0 At last.", "text-end", "finish-step"]
+
 
 def test_each_text_block_gets_its_own_id_and_a_step_closes_its_open_text() -> None:
     publisher = RecordingPublisher()

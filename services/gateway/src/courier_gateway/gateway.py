@@ -524,6 +524,7 @@ class Gateway:
             turn = repo.find_request_turn(owner, request.connection_id, frame.request_id)
             if turn is not None:
                 repo.request_cancel(owner, turn.id, self._clock())
+                repo.remove_listener(turn.id, request.connection_id)  # the request is over: no more posts
         return ChatEnd(request_id=frame.request_id)
 
     # ---------------------------------------------------------------- the other actions

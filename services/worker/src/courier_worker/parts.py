@@ -68,6 +68,7 @@ class PartWriter:
         self.reasoning_blocks = 0
         self._reasoning: list[str] = []
         self.step_open = False
+        self.step_seq = -1  # the open step's start-step
 
     @property
     def reasoning_text(self) -> str:
@@ -112,9 +113,12 @@ class PartWriter:
             self.meter.reported(usage)
 
     def open_step(self) -> None:
-        """A model call begins: start-step goes out now, while the model works on its first token."""
+        """A model call begins: start-step goes out now, while the model works on its first token.
+        A call retried before it produced anything (throttled) goes on in the step already open."""
+        if self.step_open and self.publisher.next_seq == self.step_seq + 1:
+            return
         self.close_step()
-        self.publisher.emit(StartStepPart())
+        self.step_seq = self.publisher.emit(StartStepPart())
         self.step_open = True
 
     def close_text(self) -> None:

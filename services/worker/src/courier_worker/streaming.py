@@ -260,6 +260,11 @@ class Publisher:
         self._wake.set()
 
     @property
+    def next_seq(self) -> int:
+        """The seq the next part will get."""
+        return self._outbox.next_seq
+
+    @property
     def sent_text(self) -> str:
         return "".join(self._sent_text)
 
