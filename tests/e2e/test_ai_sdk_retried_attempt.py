@@ -13,22 +13,24 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from fakes import MemoryChatStore, MemoryRepository, RecordingPoster
-from strands import tool
 from support import FakeClock
-from unit.worker.test_durable_attempts import OWNER, SETTINGS, WorkerDied, runner_of
+from unit.worker.test_durable_attempts import (
+    OWNER,
+    SETTINGS,
+    WorkerDied,
+    dying_tool_turn,
+    queued_turn,
+    runner_of,
+)
 from websockets.sync.server import ServerConnection, serve
-from worker.scripted_model import ScriptedModel
 
 from courier_shared.protocol import TurnStatus
-from courier_shared.queue import TurnRequest
-from courier_worker.tools import CourierTool, ToolRegistry
 from e2e.test_ai_sdk_transport import answer, drive, text_of
 
 pytestmark = pytest.mark.slow
@@ -48,35 +50,9 @@ class Played:
 def worker_frames(monkeypatch: pytest.MonkeyPatch) -> Played:
     """Each attempt in an event loop of its own, as in its own worker: what the dead one had not
     posted yet dies with it."""
-    lookups: list[str] = []
-
-    @tool
-    def lookup(city: str) -> str:
-        """Look up the time in a city."""
-        lookups.append(city)
-        return f"12:00 in {city}"
-
-    tools = ToolRegistry([CourierTool(tool=lookup, summarize=lambda _input: "Looking it up…")])
-    model = ScriptedModel(
-        [
-            {"text": "Let me look. ", "tool": {"name": "lookup", "input": {"city": "Paris"}, "id": "t1"}},
-            {"raise": WorkerDied()},
-            {"text": "It is noon in Paris."},
-        ]
-    )
+    tools, model, lookups = dying_tool_turn()
     store, poster, clock = MemoryChatStore(), RecordingPoster(), FakeClock()
-    with store.unit_of_work() as repo:
-        turn, _ = repo.create_turn(
-            OWNER, None, uuid.uuid4(), "What time is it in Paris?", SENDER, clock(), request_id="SENT"
-        )
-    request = TurnRequest(
-        turn_id=turn.id,
-        conversation_id=turn.conversation_id,
-        tenant_id=OWNER.tenant_id,
-        user_id=OWNER.user_id,
-        origin_connection_id=SENDER,
-        callback_url="https://abc123.execute-api.us-east-1.amazonaws.com/prod",
-    )
+    request = queued_turn(store, clock, "What time is it in Paris?", SENDER, request_id="SENT")
     with pytest.raises(WorkerDied):
         asyncio.run(runner_of(store, model, poster, tools, clock).run(request))
     clock.advance(SETTINGS.lease_s + 1)
@@ -93,7 +69,7 @@ def worker_frames(monkeypatch: pytest.MonkeyPatch) -> Played:
     report = asyncio.run(runner_of(store, model, poster, tools, clock).run(request))
     assert report.status is TurnStatus.COMPLETED
     with store.unit_of_work() as repo:
-        stored_text = repo.find_turn(OWNER, turn.id).assistant_text
+        stored_text = repo.find_turn(OWNER, request.turn_id).assistant_text
     return Played(poster.frames[SENDER], poster.frames[RESUMER], stored_text, lookups)
 
 

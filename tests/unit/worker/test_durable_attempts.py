@@ -35,17 +35,45 @@ class WorkerDied(BaseException):
 SETTINGS = WorkerSettings.model_validate({"CONTROL_POLL_MS": 20, "MODEL_RETRY_DELAY_S": 0})
 
 
-def queued_turn(store: MemoryChatStore, clock: FakeClock, text: str) -> TurnRequest:
+def queued_turn(
+    store: MemoryChatStore,
+    clock: FakeClock,
+    text: str,
+    listener: str = LISTENER,
+    request_id: str | None = None,
+) -> TurnRequest:
     with store.unit_of_work() as repo:
-        turn, _ = repo.create_turn(OWNER, None, uuid.uuid4(), text, LISTENER, clock())
+        turn, _ = repo.create_turn(OWNER, None, uuid.uuid4(), text, listener, clock(), request_id=request_id)
     return TurnRequest(
         turn_id=turn.id,
         conversation_id=turn.conversation_id,
         tenant_id=OWNER.tenant_id,
         user_id=OWNER.user_id,
-        origin_connection_id=LISTENER,
+        origin_connection_id=listener,
         callback_url="https://abc123.execute-api.us-east-1.amazonaws.com/prod",
     )
+
+
+def dying_tool_turn() -> tuple[ToolRegistry, ScriptedModel, list[str]]:
+    """A tool turn whose worker dies asking the model for the step after the tool: the tool, the
+    model (its third call answers), and the tool's runs."""
+    lookups: list[str] = []
+
+    @tool
+    def lookup(city: str) -> str:
+        """Look up the time in a city."""
+        lookups.append(city)
+        return f"12:00 in {city}"
+
+    tools = ToolRegistry([CourierTool(tool=lookup, summarize=lambda _input: "Looking it up…")])
+    model = ScriptedModel(
+        [
+            {"text": "Let me look. ", "tool": {"name": "lookup", "input": {"city": "Paris"}, "id": "t1"}},
+            {"raise": WorkerDied()},  # the model call after the tool: the worker dies here
+            {"text": "It is noon in Paris."},
+        ]
+    )
+    return tools, model, lookups
 
 
 def runner_of(
@@ -69,22 +97,7 @@ def runner_of(
 
 
 async def test_a_retry_after_a_crash_between_two_tool_steps_goes_on_without_running_the_tool_again() -> None:
-    lookups: list[str] = []
-
-    @tool
-    def lookup(city: str) -> str:
-        """Look up the time in a city."""
-        lookups.append(city)
-        return f"12:00 in {city}"
-
-    tools = ToolRegistry([CourierTool(tool=lookup, summarize=lambda _input: "Looking it up…")])
-    model = ScriptedModel(
-        [
-            {"text": "Let me look. ", "tool": {"name": "lookup", "input": {"city": "Paris"}, "id": "t1"}},
-            {"raise": WorkerDied()},  # the model call after the tool: the worker dies here
-            {"text": "It is noon in Paris."},
-        ]
-    )
+    tools, model, lookups = dying_tool_turn()
     store, poster, clock = MemoryChatStore(), RecordingPoster(), FakeClock()
     request = queued_turn(store, clock, "What time is it in Paris?")
     turn_id = request.turn_id
