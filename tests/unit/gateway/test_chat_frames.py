@@ -198,3 +198,11 @@ def test_courier_requests_in_the_same_envelope_are_answered_with_their_request_i
     assert [t["userText"] for t in history["turns"]] == ["hello"]
     assert (cancelled["type"], cancelled["requestId"], cancelled["turnId"]) == ("ack", "x1", str(turn.id))
     assert (refused["type"], refused["code"], refused["requestId"]) == ("error", "bad_request", "h2")
+
+
+def test_a_frame_whose_type_is_not_a_string_is_a_bad_request(harness: GatewayHarness) -> None:
+    client = harness.client(make_owner())
+
+    answer = client.send({"type": ["send"], "requestId": "r"})
+
+    assert (answer["type"], answer["code"]) == ("error", "bad_request")

@@ -671,14 +671,18 @@ class Enveloped:
 
 
 def _is_enveloped_action(document: dict[str, Any]) -> bool:
-    return "action" not in document and document.get("type") in ENVELOPED_ACTIONS
+    return _enveloped_type(document) in ENVELOPED_ACTIONS
 
 
 def _is_chat_request(document: object) -> bool:
     """An AI SDK chat frame: a `type` it sends and no `action` (API Gateway routes it to $default)."""
-    return (
-        isinstance(document, dict) and "action" not in document and document.get("type") in CHAT_REQUEST_TYPES
-    )
+    return isinstance(document, dict) and _enveloped_type(document) in CHAT_REQUEST_TYPES
+
+
+def _enveloped_type(document: dict[str, Any]) -> str | None:
+    """The `type` of a frame in the AI SDK's envelope (no `action`), if it is a string."""
+    kind = document.get("type")
+    return kind if "action" not in document and isinstance(kind, str) else None
 
 
 def _derived_chat_uuid(owner: Owner, chat_id: str) -> uuid.UUID:
