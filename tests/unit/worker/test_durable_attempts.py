@@ -19,6 +19,7 @@ from worker.scripted_model import ScriptedModel
 from courier_shared.db.store import Owner
 from courier_shared.protocol import TurnStatus
 from courier_shared.queue import TurnRequest
+from courier_worker.failures import FAILURES
 from courier_worker.settings import WorkerSettings
 from courier_worker.tools import CourierTool, ToolRegistry
 from courier_worker.turn import TurnRunner
@@ -154,3 +155,17 @@ async def test_nothing_is_saved_before_the_first_tool_call() -> None:
     with store.unit_of_work() as repo:
         assert repo.session_record(request.turn_id, "session", "", -1) is None
         assert repo.session_messages(request.turn_id, "default") == []
+
+
+async def test_a_dead_lettered_turn_tells_an_sdk_request_of_its_earlier_attempt_how_it_ended() -> None:
+    """The ending goes out as a new attempt, which that request cannot take: it gets the ending's text."""
+    store, poster, clock = MemoryChatStore(), RecordingPoster(), FakeClock()
+    request = queued_turn(store, clock, "Hello", "sdk-conn=", request_id="SENT")
+    with store.unit_of_work() as repo:
+        repo.start_attempt(OWNER, request.turn_id, "scripted-test-model", clock())  # then the worker died
+    ender = runner_of(store, ScriptedModel([]), poster, ToolRegistry(), clock).ender()
+
+    assert await ender.end_dead_lettered(request) is TurnStatus.FAILED
+
+    [notice] = poster.frames["sdk-conn="]
+    assert notice == {"type": "error", "requestId": "SENT", "errorText": FAILURES["dead_lettered"].safe_text}

@@ -110,7 +110,10 @@ async def send_ending(
     poster: ConnectionPoster,
     endpoint_url: str,
     clock: Callable[[], float],
+    stale_notice: str = "The answer ended: resume the chat to see how.",
 ) -> None:
+    """Send an ending attempt. An AI SDK request that saw an earlier attempt cannot take it (its
+    sequence is past the ending's): it gets `stale_notice` as its error instead."""
     if not listeners:
         return
     publisher = Publisher(
@@ -121,6 +124,7 @@ async def send_ending(
         outbox=outbox,
         listeners=listeners,
         clock=clock,
+        stale_notice=stale_notice,
     )
     publisher.start()
     await publisher.close()
@@ -132,6 +136,7 @@ class _Ended:
     attempt: int
     listeners: tuple[Listener, ...]
     status: TurnStatus
+    notice: str  # what the turn's ending says, for an AI SDK request that cannot take the ending
 
 
 class TurnEnder:
@@ -226,7 +231,8 @@ class TurnEnder:
             )
             repo.end_turn(turn, outcome, attempt, now)
             listeners = repo.turn_control(owner, turn_id).listeners
-        return _Ended(outbox, attempt, listeners, status)
+        notice = "The answer was cancelled." if cancelled else failure.safe_text
+        return _Ended(outbox, attempt, listeners, status, notice)
 
     async def _announce(self, turn_id: uuid.UUID, ended: _Ended | None, callback_url: str | None) -> None:
         if ended is None:
@@ -243,4 +249,5 @@ class TurnEnder:
             poster=self.poster,
             endpoint_url=endpoint,
             clock=self.clock,
+            stale_notice=ended.notice,
         )

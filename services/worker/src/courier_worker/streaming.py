@@ -177,6 +177,9 @@ class Outbox:
         return seq
 
 
+# What an AI SDK request of an earlier attempt is told when a new attempt starts.
+RETRY_NOTICE = "The answer was interrupted and is being retried: resume the chat to follow it."
+
 ListenerCallback = Callable[[int], None]
 GoneCallback = Callable[[str], Coroutine[Any, Any, None]]
 
@@ -196,8 +199,10 @@ class Publisher:
         clock: Callable[[], float],
         on_listener_count: ListenerCallback | None = None,
         on_gone: GoneCallback | None = None,
+        stale_notice: str = RETRY_NOTICE,
     ) -> None:
         self.turn_id = turn_id
+        self._stale_notice = stale_notice
         self.attempt = attempt
         self._endpoint_url = endpoint_url
         self._poster = poster
@@ -305,8 +310,7 @@ class Publisher:
             await asyncio.gather(*self._background, return_exceptions=True)
 
     async def _run(self) -> None:
-        if self._stale:
-            await self._retire_stale()
+        await self._retire_stale()
         while True:
             self._wake.clear()
             if self._new:
@@ -387,13 +391,9 @@ class Publisher:
         self._report_count()
 
     async def _retire_stale(self) -> None:
-        stale, self._stale = self._stale, []
-        for listener in stale:
+        for listener in self._stale:  # they stay in _stale: a stale read of the table never re-adds them
             assert listener.request_id is not None
-            error = ChatError(
-                request_id=listener.request_id,
-                error_text="The answer was interrupted and is being retried: resume the chat to follow it.",
-            )
+            error = ChatError(request_id=listener.request_id, error_text=self._stale_notice)
             await self._post_one(listener, dump_frame(error).encode())
             if self._on_gone is not None:
                 await self._on_gone(listener.connection_id)  # its request is over: stop listening
