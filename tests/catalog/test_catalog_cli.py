@@ -14,8 +14,9 @@ from courier_shared.catalog import Lifecycle, catalog_models
 runner = CliRunner()
 
 
-def test_models_lists_the_catalog_with_lifecycle_and_successors():
-    result = runner.invoke(app, ["models"])
+@pytest.mark.parametrize("command", [["models"], ["models", "list"]])
+def test_models_lists_the_catalog_with_lifecycle_and_successors(command):
+    result = runner.invoke(app, command)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].split()[:2] == ["NAME", "MODEL"]

@@ -6,7 +6,10 @@ Each command lives in its own module under courier_local.commands and is registe
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Courier on this machine.")
+# Plain help (not the rich panels): the panels show every flag as taking a value ("--json <bool>").
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, rich_markup_mode=None, help="Courier on this machine."
+)
 
 
 @app.callback()

@@ -16,7 +16,9 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from enum import IntEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -253,9 +255,37 @@ def run_chat(question: str | None, url: str, token: str, as_json: bool) -> ExitC
                 runner.run(asyncio.wait_for(connection.close(), 2))
 
 
+HISTORY_FILE = Path.home() / ".courier_chat_history"
+HISTORY_LINES = 1000
+
+
+@contextlib.contextmanager
+def _line_editing() -> Iterator[None]:
+    """On a terminal: the prompt edits like a shell's (arrows, Ctrl-A/E, …) and remembers earlier
+    messages (↑), across sessions, through the standard library's readline."""
+    if not sys.stdin.isatty():
+        yield
+        return
+    import readline  # importing it is what turns line editing on for input()
+
+    with contextlib.suppress(OSError):
+        readline.read_history_file(HISTORY_FILE)
+    readline.set_history_length(HISTORY_LINES)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            readline.write_history_file(HISTORY_FILE)
+
+
 def _interactive(runner: asyncio.Runner, connection: ChatConnection, as_json: bool) -> ExitCode:
     if not as_json:
         _err(_dim("Courier chat: one conversation. Ctrl-C stops an answer, Ctrl-D (or 'exit') leaves."))
+    with _line_editing():
+        return _session(runner, connection, as_json)
+
+
+def _session(runner: asyncio.Runner, connection: ChatConnection, as_json: bool) -> ExitCode:
     conversation_id: str | None = None
     last = ExitCode.OK
     while True:

@@ -29,10 +29,15 @@ models_app = typer.Typer(
 
 
 @models_app.callback()
-def list_models(ctx: typer.Context) -> None:
+def models(ctx: typer.Context) -> None:
+    """The catalog (as `courier models list`), unless a command is given."""
+    if ctx.invoked_subcommand is None:
+        list_models()
+
+
+@models_app.command("list")
+def list_models() -> None:
     """List the catalog: each model's short name, bare id, profile scopes, on-demand Regions and lifecycle."""
-    if ctx.invoked_subcommand is not None:
-        return
     today = datetime.now(UTC).date()
     catalog = load_catalog()
     header = ("NAME", "MODEL ID", "PROFILES", "BARE IN", "STREAM/TOOLS", "LIFECYCLE")
