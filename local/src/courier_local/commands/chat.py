@@ -82,6 +82,11 @@ def _dim(text: str) -> str:
 
 def resolve_target(url: str | None, token: str | None, user: str, tenant: str) -> tuple[str, str]:
     """The WebSocket URL and a token: given, or found from the local stack's .courier/dev.json."""
+    if url is not None:
+        scheme = urllib.parse.urlsplit(url).scheme
+        if scheme not in ("ws", "wss"):
+            fixed = urllib.parse.urlsplit(url)._replace(scheme="wss" if scheme == "https" else "ws").geturl()
+            raise Fatal(f"--url must be a WebSocket URL (ws:// or wss://), e.g. {fixed}", ExitCode.USAGE)
     info = read_stack_info()
     if url is None:
         if info is None:

@@ -46,6 +46,29 @@ def database_url(explicit: str | None = None) -> str:
     return explicit or DatabaseSettings().resolved_url()
 
 
+def check_database_url(url: str) -> None:
+    """Raise ValueError, saying the fix, for a URL Courier cannot open (before anything tries)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    example = "postgresql+psycopg://user@host:5432/dbname or sqlite:///path/to/file.db"
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(f"not a database URL: use {example}") from None
+    if parsed.get_backend_name() in ("postgres", "postgresql") and parsed.drivername != "postgresql+psycopg":
+        fixed = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=True)
+        raise ValueError(f"Courier talks to Postgres with psycopg 3: use {fixed}")
+    if parsed.get_backend_name() not in ("postgresql", "sqlite"):
+        raise ValueError(f"Courier runs on Postgres or SQLite: use {example}")
+
+
+def database_problem(url: str, error: Exception) -> str:
+    """One line for a database that cannot be opened: which, and what the server said."""
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    return f"cannot open the database {shown(url)}: {reason}"
+
+
 def shown(url: str) -> str:
     """The URL with any password hidden, for printing."""
     from sqlalchemy.engine import make_url

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import OperationalError
 
 from courier_local import diagnostics
+from courier_local.commands.db import check_database_url, database_problem
 from courier_local.stack import DEFAULT_PORT, STATE_DIR, LocalStack, StackError, StackOptions
 
 
@@ -107,9 +109,14 @@ def dev(
         progress=_progress,
     )
     try:
+        if database_url is not None:
+            check_database_url(database_url)
         info = running.start()
     except (StackError, ValueError) as error:
         typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    except OperationalError as error:  # e.g. the database does not exist, or nothing listens there
+        typer.echo(f"error: {database_problem(database_url or 'the default database', error)}", err=True)
         raise typer.Exit(1) from None
     token = running.issue_token("dev-user", "dev")
     chat = _chat_command()
