@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from courier_local import diagnostics
 from courier_local.commands.db import check_database_url, database_problem
+from courier_local.human_logs import HumanLogs
 from courier_local.stack import DEFAULT_PORT, STATE_DIR, LocalStack, StackError, StackOptions
 
 
@@ -80,6 +81,8 @@ def dev(
 ) -> None:
     """Run Courier locally: WebSocket gateway, queue, worker, database, dev tokens and the web page."""
     started = time.monotonic()
+    if sys.stdout.isatty():  # before any function's logger takes the stream
+        sys.stdout = HumanLogs(sys.stdout)
     stop_requested = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
