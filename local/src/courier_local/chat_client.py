@@ -448,7 +448,8 @@ class ChatConnection:
         await self.websocket.send(encode_frame(frame))
 
     async def receive(self, timeout_s: float | None = None) -> dict[str, Any]:
-        raw = await asyncio.wait_for(self.websocket.recv(), timeout_s)
+        async with asyncio.timeout(timeout_s):  # not wait_for: on 3.11 it can lose a Ctrl-C's cancel
+            raw = await self.websocket.recv()
         frame: dict[str, Any] = json.loads(raw)
         if self.on_frame is not None:
             self.on_frame(frame)

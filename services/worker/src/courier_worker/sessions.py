@@ -32,9 +32,10 @@ from courier_worker.ports import TurnStore
 class TurnSessionRepository(SessionRepository):
     """Strands' SessionRepository over the chat store, for one turn."""
 
-    def __init__(self, store: TurnStore, turn_id: uuid.UUID) -> None:
+    def __init__(self, store: TurnStore, turn_id: uuid.UUID, *, restore: bool = True) -> None:
         self.store = store
         self.turn_id = turn_id
+        self.restore = restore  # False: nothing can be saved yet (a first attempt), so reads are skipped
         self.saving = True  # False after a failed write: later steps are not saved (no gaps)
         self.held: dict[tuple[str, str, int], dict[str, Any]] | None = {}  # None: writing through
 
@@ -57,6 +58,8 @@ class TurnSessionRepository(SessionRepository):
     def list_messages(
         self, session_id: str, agent_id: str, limit: int | None = None, offset: int = 0, **kwargs: Any
     ) -> list[SessionMessage]:
+        if not self.restore:
+            return []
         with self.store.unit_of_work() as repo:
             rows = repo.session_messages(self.turn_id, agent_id, offset, limit)
         return [SessionMessage.from_dict(row) for row in rows]
@@ -84,6 +87,8 @@ class TurnSessionRepository(SessionRepository):
         self._write("message", agent_id, session_message.message_id, session_message.to_dict())
 
     def _read(self, kind: str, agent_id: str, message_id: int) -> dict[str, Any] | None:
+        if not self.restore:
+            return None
         with self.store.unit_of_work() as repo:
             return repo.session_record(self.turn_id, kind, agent_id, message_id)
 

@@ -363,9 +363,9 @@ class _TurnExecution:
         """The turn's agent; its session (the turn's saved steps) gives it the messages an earlier
         attempt saved, and saves each new one as the agent adds it."""
         assert self.writer is not None
-        sessions = RepositorySessionManager(
-            str(self.request.turn_id), TurnSessionRepository(self.db.store, self.request.turn_id)
-        )
+        # A first attempt has nothing saved to restore: it reads nothing.
+        saved = TurnSessionRepository(self.db.store, self.request.turn_id, restore=self.report.attempt > 1)
+        sessions = RepositorySessionManager(str(self.request.turn_id), saved)
         return Agent(
             model=self.runner.model,
             system_prompt=self.settings.system_prompt,
