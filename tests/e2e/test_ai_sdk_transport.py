@@ -32,6 +32,8 @@ TOOL_PROMPT = "What is the time in Europe/Paris?"  # current_time(time_zone="Eur
 FAILING_TOOL_PROMPT = "What is the time in Europe?"  # current_time fails: a region, not a zone
 LONG_PROMPT = "lorem 400"  # 10 s at 40 tokens/s: stopped, cancelled or dropped after a few words
 RESUMED_PROMPT = "lorem 120"  # 3 s: dropped after a few words, then resumed to its end
+# A tool turn with a 3 s tail: dropped after the tool's output, resumed to its end.
+RESUMED_TOOL_PROMPT = "What is the time in Europe/Paris? Then lorem 120"
 THROTTLED_PROMPT = "fail: throttled"  # every model call is refused with ThrottlingException
 SCENARIO_TIMEOUT_S = 30  # only ends a stuck scenario (the driver prints what it waited for)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -63,6 +65,7 @@ def drive(
     then: str | None = None,
     prior_turns: int = 0,
     trim: bool = False,
+    after_words: int | None = None,
 ) -> dict[str, Any]:
     """Run one scenario of tests/ai_sdk/drive.mjs; its JSON result (fails the test if it got stuck)."""
     command = [
@@ -81,6 +84,7 @@ def drive(
         *(["--then", then] if then else []),
         *(["--prior-turns", str(prior_turns)] if prior_turns else []),
         *(["--trim"] if trim else []),
+        *(["--after-words", str(after_words)] if after_words else []),
     ]
     done = subprocess.run(
         command, cwd=AI_SDK, capture_output=True, text=True, timeout=SCENARIO_TIMEOUT_S + 15, check=False
@@ -122,6 +126,12 @@ def answer(result: dict[str, Any]) -> dict[str, Any]:
     message: dict[str, Any] = result["messages"][-1]
     assert message["role"] == "assistant", f"no answer in the chat\n{wire(result)}"
     return message
+
+
+def shape(parts: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Each part's type, state and input: what two runs of a time-tool prompt share (the call's id
+    and the time it read differ)."""
+    return [(part["type"], part.get("state"), part.get("input")) for part in parts]
 
 
 def text_of(message: dict[str, Any]) -> str:
@@ -261,9 +271,16 @@ async def test_a_cancel_from_another_tab_ends_the_chat_as_not_completed(dev_stac
     assert text_of(message) == stored["assistantText"]
 
 
-async def test_a_dropped_chat_resumes_to_the_stored_message(dev_stack: DevStack) -> None:
+@pytest.mark.parametrize(
+    ("prompt", "after_words"),
+    [(RESUMED_PROMPT, None), (RESUMED_TOOL_PROMPT, 30)],  # 30 words: past the tool's output
+    ids=["text", "tool"],
+)
+async def test_a_dropped_chat_resumes_to_the_stored_message(
+    dev_stack: DevStack, prompt: str, after_words: int | None
+) -> None:
     owner = user()
-    result = drive(dev_stack, "drop-resume", RESUMED_PROMPT, owner=owner)
+    result = drive(dev_stack, "drop-resume", prompt, owner=owner, after_words=after_words)
     dropped = result["dropped"]
     message = answer(result)
     stored = await stored_turn(dev_stack, owner, result)
@@ -276,10 +293,17 @@ async def test_a_dropped_chat_resumes_to_the_stored_message(dev_stack: DevStack)
     assert message["id"] == stored["turnId"]
     assert stored["status"] == "completed"
     assert text_of(message) == stored["assistantText"]
-    # The same answer as a client that never dropped has it, part for part.
-    continuous = answer(drive(dev_stack, "send", RESUMED_PROMPT, owner=owner))
-    assert message["parts"] == continuous["parts"]
-    assert len(stored["assistantText"].split()) == 120
+    # The same answer as a client that never dropped has it, part for part (tool parts included).
+    continuous = answer(drive(dev_stack, "send", prompt, owner=owner))
+    assert shape(message["parts"]) == shape(continuous["parts"])
+    tools = [part for part in message["parts"] if part["type"].startswith("tool-")]
+    if prompt == RESUMED_TOOL_PROMPT:
+        dropped_tools = [p for p in dropped["messages"][-1]["parts"] if p["type"].startswith("tool-")]
+        assert [p["state"] for p in dropped_tools] == ["output-available"], "dropped before the tool's output"
+        assert [(p["type"], p["state"]) for p in tools] == [("tool-current_time", "output-available")]
+    else:
+        assert message["parts"] == continuous["parts"]
+        assert tools == [] and len(stored["assistantText"].split()) == 120
 
 
 async def test_a_chat_id_names_one_conversation_of_its_user(dev_stack: DevStack) -> None:

@@ -74,6 +74,13 @@ async def test_time_question_calls_the_tool_then_answers_from_its_result() -> No
     assert result.metrics.cycle_count == 2
 
 
+async def test_a_question_ending_then_lorem_n_adds_n_words_after_the_tools_answer() -> None:
+    agent = Agent(model=OfflineModel(), tools=[current_time], callback_handler=None)
+    chunks, tool_uses, _ = await run(agent, "What is the time in Europe/Paris? Then lorem 5")
+    assert tool_uses[-1]["name"] == "current_time"
+    assert "".join(chunks).endswith("+01:00 lorem ipsum dolor sit amet")
+
+
 async def test_trigger_without_the_tool_offered_just_answers() -> None:
     agent = Agent(model=OfflineModel(), callback_handler=None)
     chunks, tool_uses, _ = await run(agent, "time in Europe/Paris")

@@ -4,7 +4,8 @@ It streams word by word at a configurable rate through the real Strands agent lo
 StreamEvents Bedrock produces (messageStart, contentBlockStart/Delta/Stop, messageStop, metadata
 with usage). What it answers, decided from the request alone (so concurrent conversations never mix):
 
-- a tool result as the last message → a sentence built from that result;
+- a tool result as the last message → a sentence built from that result (followed by N filler
+  words when the question ends with "then lorem N": a tool turn long enough to drop and resume);
 - a prompt matching a tool trigger, with that tool offered → a short text, then the tool call
   (default: "time in Europe/Paris" → `current_time(time_zone="Europe/Paris")`);
 - "lorem N" → N filler words (benchmarks; e.g. "lorem 1000");
@@ -78,6 +79,7 @@ CURRENT_TIME_TRIGGER = ToolTrigger(
     preamble=lambda match: f"Let me check the time in {match[1]}. ",
 )
 _LOREM = re.compile(r"^\s*lorem\s+(\d{1,6})\s*$", re.IGNORECASE)
+_THEN_LOREM = re.compile(r"\bthen\s+lorem\s+(\d{1,6})\s*$", re.IGNORECASE)
 _FAIL_THROTTLED = re.compile(r"^\s*fail:\s*throttled\s*$", re.IGNORECASE)
 THROTTLED_MESSAGE = "Too many requests, please wait before trying again."  # Bedrock's words
 REASONING_SIGNATURE = "b2ZmbGluZS10aGlua2luZw=="  # stands in for Bedrock's opaque signature
@@ -267,9 +269,9 @@ class OfflineModel(Model):
         if last is not None and last["role"] == "user":
             results = [block["toolResult"] for block in last["content"] if "toolResult" in block]
             if results:
-                return OfflineTurn(
-                    text=" ".join(_describe_result(r, _tool_name(messages, r)) for r in results)
-                )
+                text = " ".join(_describe_result(r, _tool_name(messages, r)) for r in results)
+                then = _THEN_LOREM.search(_question(messages))
+                return OfflineTurn(text=f"{text} {_filler(int(then[1]))}" if then else text)
         prompt = _text_of(last) if last is not None else ""
         for trigger in self.tool_triggers:
             match = trigger.pattern.search(prompt)
@@ -284,10 +286,7 @@ class OfflineModel(Model):
         lorem = _LOREM.match(prompt)
         if lorem:
             count = int(lorem[1])
-            return OfflineTurn(
-                text=" ".join(_LOREM_WORDS[i % len(_LOREM_WORDS)] for i in range(count)),
-                reasoning=f"The user wants {count} filler words.",
-            )
+            return OfflineTurn(text=_filler(count), reasoning=f"The user wants {count} filler words.")
         words = len(prompt.split())
         return OfflineTurn(
             text=f"You said: {prompt.strip()}" if prompt.strip() else "Hello from the offline model.",
@@ -298,6 +297,18 @@ class OfflineModel(Model):
 def estimate_tokens(messages: Messages, tool_specs: list[ToolSpec] | None, system_prompt: str | None) -> int:
     """About 4 characters per token over everything the model was sent."""
     return max(1, len(json.dumps([system_prompt, messages, tool_specs], default=str)) // 4)
+
+
+def _filler(count: int) -> str:
+    return " ".join(_LOREM_WORDS[i % len(_LOREM_WORDS)] for i in range(count))
+
+
+def _question(messages: Messages) -> str:
+    """The user's question: the last user message with text (tool results are user messages too)."""
+    for message in reversed(messages):
+        if message["role"] == "user" and (text := _text_of(message)):
+            return text
+    return ""
 
 
 def _text_of(message: Mapping[str, Any]) -> str:
