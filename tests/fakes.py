@@ -13,7 +13,7 @@ import itertools
 import json
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -414,6 +414,7 @@ class MemoryRepository:
                 output_summary=call.output_summary,
                 status=call.status,
                 duration_ms=call.duration_ms,
+                text_offset=call.text_offset,
             )
         )
 
@@ -421,6 +422,12 @@ class MemoryRepository:
         if self.find_turn(owner, turn_id) is None:
             return []
         return sorted((r for r in self._rows.tool_invocations if r.turn_id == turn_id), key=lambda r: r.seq)
+
+    def tool_invocations_of(
+        self, owner: Owner, turn_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[ToolInvocation]]:
+        calls = {turn_id: self.tool_invocations(owner, turn_id) for turn_id in turn_ids}
+        return {turn_id: found for turn_id, found in calls.items() if found}
 
 
 class MemoryChatStore:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import get_args
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from courier_shared import protocol
 from courier_shared.schemas import generate
@@ -76,6 +76,22 @@ def test_documented_ai_sdk_chat_frames_are_exactly_the_models():
     assert documented == set(protocol.CHAT_REQUEST_TYPES) | chat_response_types
 
 
+def _wire_fields(model: type[BaseModel]) -> set[str]:
+    return {info.alias or name for name, info in model.model_fields.items()}
+
+
+def test_documented_history_turn_and_tool_fields_are_exactly_the_models():
+    row = next(line for line in DOC.splitlines() if line.startswith("| `history` |"))
+    documented_turn = set(re.findall(r"`([a-zA-Z]+)`", row.split("`turns`", 1)[1].split("`nextCursor`")[0]))
+    assert documented_turn == _wire_fields(protocol.HistoryTurn)
+    tools = DOC.split("- **Tools in history**", 1)[1].split("\n- ", 1)[0]
+    documented_tool = set(re.findall(r'"([a-zA-Z]+)"', tools.split("`{", 1)[1].split("}`", 1)[0]))
+    assert documented_tool == _wire_fields(protocol.HistoryTool)
+    assert {f"`{state}`" for state in get_args(protocol.HistoryToolState)} <= set(
+        re.findall(r"`[a-z-]+`", tools)
+    )
+
+
 def test_a_send_message_frame_parses_with_camel_case_fields():
     client_message_id = uuid.uuid4()
     frame = protocol.parse_client_frame(
@@ -95,7 +111,14 @@ def test_a_send_message_frame_parses_with_camel_case_fields():
         ('{"action": "cancel"}', "Missing required field 'turnId'"),
         ('{"action": "cancel", "turnId": "nope"}', "Invalid 'turnId'"),
         (
-            json.dumps({"action": "getHistory", "conversationId": str(uuid.uuid4()), "limit": 1000}),
+            # A fixed id: a test's id must be the same in every process (pytest-xdist compares them).
+            json.dumps(
+                {
+                    "action": "getHistory",
+                    "conversationId": "9bb39ea9-6e1f-4a90-ab29-f831827bf8f6",
+                    "limit": 1000,
+                }
+            ),
             "Invalid 'limit'",
         ),
     ],

@@ -283,6 +283,30 @@ def test_tool_invocations_are_recorded_in_order(store, owner):
         assert repo.tool_invocations(Owner("x", "y"), turn_id) == []
 
 
+def test_the_tool_calls_of_several_turns_come_in_one_read_by_turn_in_order_with_their_offsets(store, owner):
+    conversation_id, first, _ = _send(store, owner, "one")
+    _, second, _ = _send(store, owner, "two", conversation_id=conversation_id, at=T0 + timedelta(seconds=1))
+    _, quiet, _ = _send(store, owner, "three", conversation_id=conversation_id, at=T0 + timedelta(seconds=2))
+    with store.unit_of_work() as repo:
+        repo.record_tool_invocation(second, ToolCallRecord(1, "b-2", "lookup", {}, None, "running", None, 40))
+        repo.record_tool_invocation(
+            first, ToolCallRecord(0, "a-1", "lookup", {"q": 1}, '"ok"', "success", 5, 12)
+        )
+        repo.record_tool_invocation(
+            second, ToolCallRecord(0, "b-1", "lookup", {}, '{"error": "no"}', "error", 1)
+        )
+
+    with store.unit_of_work() as repo:
+        calls = repo.tool_invocations_of(owner, [first, second, quiet])
+        stranger = repo.tool_invocations_of(Owner("x", "y"), [first, second])
+        nothing = repo.tool_invocations_of(owner, [])
+
+    assert set(calls) == {first, second}  # a turn without calls is absent
+    assert [(c.tool_call_id, c.status, c.text_offset) for c in calls[first]] == [("a-1", "success", 12)]
+    assert [(c.tool_call_id, c.text_offset) for c in calls[second]] == [("b-1", 0), ("b-2", 40)]
+    assert stranger == {} and nothing == {}
+
+
 # ---------------------------------------------------------------- create_turn owns idempotency
 
 

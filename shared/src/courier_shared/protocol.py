@@ -317,6 +317,28 @@ class Snapshot(_Wire):
     text: str
 
 
+# A tool call's state in history, in the AI SDK's terms for a tool part: it finished with an output,
+# it failed, or it never finished (the attempt ended while the tool ran).
+HistoryToolState = Literal["output-available", "output-error", "input-available"]
+
+
+class HistoryTool(_Wire):
+    """One tool call of a stored turn, as history returns it (in the order the calls were made)."""
+
+    tool_call_id: str
+    tool_name: str
+    input: dict[str, Any]
+    state: HistoryToolState
+    output: Any = None  # the stored output (trimmed to about 1 KiB); null unless output-available
+    error_text: str | None = None  # safe to show; null unless output-error
+    # How many characters (Unicode code points) of the answer came before the call: the page draws
+    # the tool between the first textOffset characters of assistantText and the rest. 0 for a call
+    # stored before offsets were recorded; may exceed assistantText's length when only the start of
+    # a long answer is inline (the rest is in S3).
+    text_offset: int = Field(ge=0)
+    duration_ms: int | None = None  # null for a call that never finished
+
+
 class HistoryTurn(_Wire):
     turn_id: UUID
     status: TurnStatus
@@ -328,6 +350,11 @@ class HistoryTurn(_Wire):
     usage: Usage | None
     created_at: datetime
     completed_at: datetime | None
+    # From createdAt (Courier accepted the message) to the first answer text posted to listeners;
+    # null when no text was posted by the worker (e.g. interrupted, or ended by recovery).
+    time_to_first_token_ms: int | None = None
+    latency_ms: int | None = None  # the last attempt's duration, from its start to its end
+    tools: list[HistoryTool] = Field(default_factory=list)
 
 
 class History(_Wire):

@@ -181,13 +181,18 @@ class TerminalPrinter:
 
 
 def summary_line(result: TurnResult) -> str:
-    """One line: how the turn ended, tokens, time to first token, total time."""
+    """One line: how the turn ended, tokens, time to first token, total time.
+
+    The time to first token is Courier's own (the `finish` metadata's `timeToFirstTokenMs`: from the
+    moment Courier accepted the message to its first answer text posted), the same figure the page
+    and history show; a turn that ended without it (cancelled, interrupted) shows none."""
     parts = [result.status]
     usage = result.metadata.get("usage") or {}
     if usage:
         parts.append(f"{usage.get('inputTokens', 0)} tokens in, {usage.get('outputTokens', 0)} out")
-    if result.first_text_s is not None:
-        parts.append(f"first text {result.first_text_s * 1000:.0f} ms")
+    first_token_ms = result.metadata.get("timeToFirstTokenMs")
+    if isinstance(first_token_ms, int) and not isinstance(first_token_ms, bool):
+        parts.append(f"first token {first_token_ms} ms")
     parts.append(f"{result.elapsed_s:.2f} s")
     if result.tools:
         parts.append(f"{len(result.tools)} tool call{'s' if len(result.tools) > 1 else ''}")

@@ -25,7 +25,7 @@ from courier_gateway.fair_use import FrameRateLimiter
 from courier_gateway.observability import record_refusal
 from courier_gateway.ports import GatewayRepository, GatewayStore
 from courier_gateway.queue import TurnQueue
-from courier_shared.db.models import Conversation, Turn
+from courier_shared.db.models import Conversation, ToolInvocation, Turn
 from courier_shared.db.store import ClientMessageIdReused, InvalidCursor, Owner, encode_cursor
 from courier_shared.protocol import (
     CHAT_REQUEST_TYPES,
@@ -52,6 +52,8 @@ from courier_shared.protocol import (
     ErrorCode,
     GetHistory,
     History,
+    HistoryTool,
+    HistoryToolState,
     HistoryTurn,
     ListConversations,
     Ping,
@@ -72,6 +74,11 @@ RATE_WINDOW = timedelta(minutes=1)
 # API Gateway refuses a route response over 128 KB: a history page stops short of it, and its
 # nextCursor continues from the oldest turn it holds.
 HISTORY_RESPONSE_BUDGET_BYTES = 120 * 1024
+# What one turn's tool calls may add to a history page: a stored input may be 16 KiB and a turn may
+# make many calls, so history keeps small inputs whole and, past the turn's budget, only the calls'
+# places and states (a history frame must always hold one whole turn).
+HISTORY_TOOL_INPUT_MAX_BYTES = 2 * 1024
+HISTORY_TOOLS_MAX_BYTES = 8 * 1024
 NO_COURIER_SUBPROTOCOL = (
     "Offer the WebSocket subprotocol 'courier.v1' (with 'bearer.<token>'), or offer none and pass "
     "the token as ?token=."
@@ -559,7 +566,8 @@ class Gateway:
                 page = repo.history(owner, frame.conversation_id, before=before, limit=frame.limit)
             except InvalidCursor:
                 raise FrameError(ErrorCode.BAD_REQUEST, BAD_CURSOR) from None
-            turns = [_history_turn(turn) for turn in page.items]
+            calls = repo.tool_invocations_of(owner, [turn.id for turn in page.items])
+            turns = [_history_turn(turn, calls.get(turn.id, [])) for turn in page.items]
         kept = _newest_that_fit(turns, HISTORY_RESPONSE_BUDGET_BYTES)
         position = page.next_cursor
         if len(kept) < len(turns):
@@ -621,7 +629,7 @@ def _newest_that_fit(turns: list[HistoryTurn], budget_bytes: int) -> list[Histor
     return kept
 
 
-def _history_turn(turn: Turn) -> HistoryTurn:
+def _history_turn(turn: Turn, calls: list[ToolInvocation]) -> HistoryTurn:
     usage = None
     if turn.input_tokens is not None or turn.output_tokens is not None:
         usage = Usage(input_tokens=turn.input_tokens or 0, output_tokens=turn.output_tokens or 0)
@@ -635,7 +643,59 @@ def _history_turn(turn: Turn) -> HistoryTurn:
         usage=usage,
         created_at=turn.created_at,
         completed_at=turn.completed_at,
+        time_to_first_token_ms=turn.time_to_first_token_ms,
+        latency_ms=turn.latency_ms,
+        tools=_history_tools(calls),
     )
+
+
+def _history_tools(calls: list[ToolInvocation]) -> list[HistoryTool]:
+    """A turn's tool calls as history shows them. Bounded, so one turn always fits a history frame:
+    an input over HISTORY_TOOL_INPUT_MAX_BYTES is `{"truncated": true}` (as a chunk's would be), and
+    once the turn's calls have used HISTORY_TOOLS_MAX_BYTES, later calls keep their place, state and
+    error text but not their input or output."""
+    tools: list[HistoryTool] = []
+    used = 0
+    for call in calls:
+        state, output, error_text = _tool_result(call)
+        tool_input = call.input if isinstance(call.input, dict) else {"value": call.input}
+        if len(json.dumps(tool_input, default=str).encode()) > HISTORY_TOOL_INPUT_MAX_BYTES:
+            tool_input = {"truncated": True}
+        tool = HistoryTool(
+            tool_call_id=call.tool_call_id,
+            tool_name=call.tool_name,
+            input=tool_input,
+            state=state,
+            output=output,
+            error_text=error_text,
+            text_offset=max(0, call.text_offset or 0),
+            duration_ms=call.duration_ms,
+        )
+        size = len(dump_frame(tool).encode())
+        if used + size > HISTORY_TOOLS_MAX_BYTES:
+            tool = tool.model_copy(update={"input": {"truncated": True}, "output": None})
+            size = len(dump_frame(tool).encode())
+        tools.append(tool)
+        used += size
+    return tools
+
+
+def _tool_result(call: ToolInvocation) -> tuple[HistoryToolState, Any, str | None]:
+    """(state, output, errorText) of a stored call. The worker stores `success`, `error`,
+    `cancelled`, `crashed` or (never finished) `running`; its output summary is the output's JSON,
+    or `{"error": <text safe to show>}` for a failed call."""
+    summary: Any = None
+    if call.output_summary is not None:
+        try:
+            summary = json.loads(call.output_summary)
+        except ValueError:
+            summary = call.output_summary
+    if call.status == "running":
+        return "input-available", None, None
+    if call.status == "success":
+        return "output-available", summary, None
+    error = summary.get("error") if isinstance(summary, dict) else None
+    return "output-error", None, str(error) if isinstance(error, str) and error else "The tool failed."
 
 
 def _internal_error(action: str | None, client_message_id: uuid.UUID | None) -> Error:

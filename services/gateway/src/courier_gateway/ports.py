@@ -7,12 +7,12 @@ fake (tests/fakes.py) that implements the same ones.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
-from courier_shared.db.models import Conversation, Turn
+from courier_shared.db.models import Conversation, ToolInvocation, Turn
 from courier_shared.db.store import Owner, Page
 
 
@@ -70,6 +70,12 @@ class GatewayRepository(Protocol):
         self, owner: Owner, conversation_id: uuid.UUID, before: str | None = None, limit: int = 20
     ) -> Page[Turn]:
         """Raises InvalidCursor for a cursor the store did not issue."""
+        ...
+
+    def tool_invocations_of(
+        self, owner: Owner, turn_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[ToolInvocation]]:
+        """The tool calls of several turns in one query: turn id → its calls in the order made."""
         ...
 
 

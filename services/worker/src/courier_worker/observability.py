@@ -1,7 +1,8 @@
 """The worker's one Powertools Logger (every module logs through it) and its EMF Metrics
 (namespace "Courier", dimension service=courier-worker).
 
-Per turn: TimeToFirstToken, OutputTokens, FramesPosted, PostLatency (mean) and PostLatencyMax of the
+Per turn: TimeToFirstToken (from the turn's createdAt to its first answer text posted, as stored and
+sent in `finish`), OutputTokens, FramesPosted, PostLatency (mean) and PostLatencyMax of the
 @connections calls, Duration, and TurnOutcomes by Outcome (the error code of a failed turn, else
 its status). Never log message text or tokens: ids, counts and timings only.
 """

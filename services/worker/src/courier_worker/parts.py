@@ -64,6 +64,7 @@ class PartWriter:
         self.meter = meter
         self.text_id: str | None = None
         self.text_blocks = 0
+        self.text_chars = 0  # the answer's characters emitted so far (where a tool call sits in it)
         self.reasoning_id: str | None = None
         self.reasoning_blocks = 0
         self._reasoning: list[str] = []
@@ -97,6 +98,7 @@ class PartWriter:
             self.text_blocks += 1
             self.publisher.emit(TextStartPart(id=self.text_id))
         self.publisher.emit_text(self.text_id, delta)
+        self.text_chars += len(delta)
         self.meter.generated(delta)
 
     def model_event(self, event: Any) -> None:
@@ -157,7 +159,7 @@ def announce_tool_call(
             id=call_id, data=ToolStatus(tool_call_id=call_id, summary=tools.summary(name, tool_input))
         )
     )
-    tool_calls[call_id] = ToolCallRecord(seq, call_id, name, tool_input)
+    tool_calls[call_id] = ToolCallRecord(seq, call_id, name, tool_input, text_offset=writer.text_chars)
 
 
 def replay_saved_steps(

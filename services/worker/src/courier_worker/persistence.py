@@ -47,6 +47,7 @@ class StartedTurn:
     listeners: tuple[Listener, ...]
     cancel_requested: bool
     history_refs: list[str] = field(default_factory=list)
+    created_at: datetime | None = None  # when Courier accepted the message (time to first token's start)
 
 
 @dataclass(frozen=True)
@@ -202,4 +203,6 @@ def _with_history(
         history.append({"role": "user", "content": [{"text": past.user_text}]})
         history.append({"role": "assistant", "content": [{"text": answer}]})
         refs.append(past.body_ref or "")
-    return StartedTurn(turn.attempt, turn.user_text, history, listeners, cancel_requested, refs)
+    return StartedTurn(
+        turn.attempt, turn.user_text, history, listeners, cancel_requested, refs, turn.created_at
+    )

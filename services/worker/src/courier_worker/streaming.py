@@ -199,9 +199,13 @@ class Publisher:
         clock: Callable[[], float],
         on_listener_count: ListenerCallback | None = None,
         on_gone: GoneCallback | None = None,
+        on_first_text: Callable[[], None] | None = None,
         stale_notice: str = RETRY_NOTICE,
     ) -> None:
         self.turn_id = turn_id
+        # Called once, when the attempt's first answer text has been posted (time to first token).
+        self._on_first_text = on_first_text
+        self.text_posted = False
         self._stale_notice = stale_notice
         self.attempt = attempt
         self._endpoint_url = endpoint_url
@@ -348,6 +352,10 @@ class Publisher:
         self.last_sent_seq = frame.seq
         if frame.text_id is not None:
             (self._sent_reasoning if frame.reasoning else self._sent_text).append(frame.delta)
+            if not frame.reasoning and not self.text_posted:
+                self.text_posted = True
+                if self._on_first_text is not None:
+                    self._on_first_text()
         self.frames_sent += 1
 
     def _sdk_frames(

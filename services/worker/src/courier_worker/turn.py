@@ -198,7 +198,7 @@ class _TurnExecution:
         self.tool_calls: dict[str, ToolCallRecord] = {}
         self.model_calls = 0
         self.started_at = runner.clock()
-        self.first_text_at: float | None = None
+        self.accepted_at: datetime | None = None  # the turn's created_at: when Courier took the message
         self.timers: list[asyncio.TimerHandle] = []
         self.grace_timer: asyncio.TimerHandle | None = None
         self.saved_at = runner.clock()
@@ -219,6 +219,7 @@ class _TurnExecution:
             await self._announce_cancelled_before_start(started)
             return self.report
         self.report.attempt = started.attempt
+        self.accepted_at = started.created_at
         endpoint = self.settings.connections_endpoint_url or self.request.callback_url
         if endpoint is None:
             logger.error("no callback URL for the turn: set CONNECTIONS_ENDPOINT_URL")
@@ -234,6 +235,7 @@ class _TurnExecution:
             clock=self.clock,
             on_listener_count=self._listener_count_changed,
             on_gone=self._remove_listener,
+            on_first_text=self._first_text_posted,
         )
         self.publisher = publisher
         self.writer = PartWriter(publisher, self.meter)
@@ -381,10 +383,9 @@ class _TurnExecution:
         """Read the agent's stream to its end; returns its result."""
         assert self.writer is not None
         result: Any = None
-        stream_started = self.clock()
         async for event in agent.stream_async(prompt):
             if "data" in event:
-                self._on_text(str(event["data"]), stream_started)
+                self.writer.text(str(event["data"]))
             elif "reasoningText" in event:
                 # Signatures and redacted reasoning (encrypted) are Strands' to keep in the
                 # agent's messages for the next model call; only readable reasoning is shown.
@@ -395,14 +396,14 @@ class _TurnExecution:
                 result = event["result"]
         return result
 
-    def _on_text(self, text: str, stream_started: float) -> None:
-        assert self.writer is not None
-        if not text:
+    def _first_text_posted(self) -> None:
+        """Courier's one time to first token: from the moment it accepted the message (the turn's
+        created_at, which includes the queue and any earlier attempt) to the moment the first answer
+        text was posted to the listeners. Stored, sent in `finish`, published as a metric."""
+        if self.accepted_at is None or self.report.time_to_first_token_ms is not None:
             return
-        if self.first_text_at is None:
-            self.first_text_at = self.clock()
-            self.report.time_to_first_token_ms = int((self.first_text_at - stream_started) * 1000)
-        self.writer.text(text)
+        elapsed = self.runner.wall_clock() - self.accepted_at
+        self.report.time_to_first_token_ms = max(0, int(elapsed.total_seconds() * 1000))
 
     def _may_call_model(self) -> bool:
         """Asked before each model call: the cycle cap and the deadline end a tool loop here."""
@@ -543,9 +544,10 @@ class _TurnExecution:
             )
             await self._fail(failure)
         else:
-            assert self.writer is not None
+            assert self.writer is not None and self.publisher is not None
             stop_reason = str(result.stop_reason) if result is not None else "max_tokens"
             self.writer.close_step()
+            await self.publisher.drain()  # the first text is posted: the metadata has its time
             finish = FinishPart(
                 finish_reason=finish_reason(stop_reason),
                 message_metadata=self._finish_metadata(TurnStatus.COMPLETED, stop_reason),
@@ -563,8 +565,9 @@ class _TurnExecution:
         )
 
     async def _end_aborted(self, status: TurnStatus, stop_reason: str) -> None:
-        assert self.writer is not None
+        assert self.writer is not None and self.publisher is not None
         self.writer.close_text()  # before the usage is read: the metadata counts all text sent
+        await self.publisher.drain()  # the first text is posted: the metadata has its time
         final, sdk_tail = aborted(status, self._finish_metadata(status, stop_reason))
         await self._end(status, final, stop_reason=stop_reason, sdk_tail=sdk_tail)
 

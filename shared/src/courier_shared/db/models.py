@@ -187,6 +187,9 @@ class ToolInvocation(Base):
     output_summary: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
     duration_ms: Mapped[int | None]
+    # How many characters (code points) of the answer the worker had sent when the call was made:
+    # where the call sits in the answer's text (history draws it there).
+    text_offset: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("turn_id", "seq"),)

@@ -145,6 +145,7 @@ class ToolCallRecord:
     output_summary: str | None = None
     status: str = "running"
     duration_ms: int | None = None
+    text_offset: int = 0  # the characters of answer text sent before the call (where it sits)
 
 
 def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
@@ -695,6 +696,7 @@ class ChatRepository:
                 output_summary=call.output_summary,
                 status=call.status,
                 duration_ms=call.duration_ms,
+                text_offset=call.text_offset,
             )
         )
 
@@ -705,6 +707,28 @@ class ChatRepository:
             .where(Turn.id == turn_id, Turn.tenant_id == owner.tenant_id, Turn.user_id == owner.user_id)
             .order_by(ToolInvocation.seq)
         ).all()
+
+    def tool_invocations_of(
+        self, owner: Owner, turn_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[ToolInvocation]]:
+        """The owner's tool calls of several turns (a history page) in one query: turn id → its
+        calls in the order they were made. A turn without calls (or not the owner's) is absent."""
+        if not turn_ids:
+            return {}
+        rows = self._session.scalars(
+            select(ToolInvocation)
+            .join(Turn, Turn.id == ToolInvocation.turn_id)
+            .where(
+                ToolInvocation.turn_id.in_(list(turn_ids)),
+                Turn.tenant_id == owner.tenant_id,
+                Turn.user_id == owner.user_id,
+            )
+            .order_by(ToolInvocation.turn_id, ToolInvocation.seq)
+        )
+        calls: dict[uuid.UUID, list[ToolInvocation]] = {}
+        for row in rows:
+            calls.setdefault(row.turn_id, []).append(row)
+        return calls
 
 
 # ---------------------------------------------------------------- the moves of one turn
