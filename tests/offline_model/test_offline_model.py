@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import asyncio
 import threading
 from typing import Any
@@ -79,6 +80,14 @@ async def test_a_question_ending_then_lorem_n_adds_n_words_after_the_tools_answe
     chunks, tool_uses, _ = await run(agent, "What is the time in Europe/Paris? Then lorem 5")
     assert tool_uses[-1]["name"] == "current_time"
     assert "".join(chunks).endswith("+01:00 lorem ipsum dolor sit amet")
+
+
+async def test_what_time_is_it_in_a_city_calls_the_tool_with_the_citys_zone() -> None:
+    # The page suggests this question: a model picks the IANA zone for the city, and so does this one.
+    agent = Agent(model=OfflineModel(), tools=[current_time], callback_handler=None)
+    _, tool_uses, _ = await run(agent, "What time is it in Tokyo?")
+    assert tool_uses[-1]["name"] == "current_time"
+    assert json.loads(tool_uses[-1]["input"]) == {"time_zone": "Asia/Tokyo"}  # streamed: the last is whole
 
 
 async def test_trigger_without_the_tool_offered_just_answers() -> None:

@@ -7,7 +7,8 @@ with usage). What it answers, decided from the request alone (so concurrent conv
 - a tool result as the last message → a sentence built from that result (followed by N filler
   words when the question ends with "then lorem N": a tool turn long enough to drop and resume);
 - a prompt matching a tool trigger, with that tool offered → a short text, then the tool call
-  (default: "time in Europe/Paris" → `current_time(time_zone="Europe/Paris")`);
+  (default: "time in Europe/Paris" → `current_time(time_zone="Europe/Paris")`; "what time is it
+  in Tokyo?" → `current_time(time_zone="Asia/Tokyo")`, as a model would pick the zone);
 - "lorem N" → N filler words (benchmarks; e.g. "lorem 1000");
 - "fail: throttled" → the model call is refused as a throttled Bedrock call is (failed-turn tests);
 - anything else → an echo of the prompt.
@@ -34,6 +35,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from zoneinfo import available_timezones
 
 from pydantic import BaseModel
 from strands.models import Model
@@ -72,10 +74,19 @@ class ToolTrigger:
     preamble: Callable[[re.Match[str]], str] = field(default=lambda match: "Let me check. ")
 
 
+def _zone_for(place: str) -> str:
+    """The IANA zone a model would pick for a place: "Tokyo" → "Asia/Tokyo"; anything else as is."""
+    if "/" in place:
+        return place
+    wanted = "/" + place.replace(" ", "_").lower()
+    return next((zone for zone in sorted(available_timezones()) if zone.lower().endswith(wanted)), place)
+
+
 CURRENT_TIME_TRIGGER = ToolTrigger(
-    pattern=re.compile(r"\btime in ([A-Za-z][\w+-]*(?:/[A-Za-z][\w+-]*)*)", re.IGNORECASE),
+    # "time in Tokyo", "what time is it in Europe/Paris?"
+    pattern=re.compile(r"\btime (?:is it )?in ([A-Za-z][\w+-]*(?:/[A-Za-z][\w+-]*)*)", re.IGNORECASE),
     tool_name="current_time",
-    make_input=lambda match: {"time_zone": match[1]},
+    make_input=lambda match: {"time_zone": _zone_for(match[1])},
     preamble=lambda match: f"Let me check the time in {match[1]}. ",
 )
 _LOREM = re.compile(r"^\s*lorem\s+(\d{1,6})\s*$", re.IGNORECASE)
