@@ -7,8 +7,9 @@ UV := .tools/bin/uv
 VENV := .venv
 RUN := $(UV) run --frozen --all-packages
 AI_SDK := tests/ai_sdk
+PAGE := web
 
-.PHONY: install dev test lint typecheck pytest unit integration e2e bench fmt schemas clean browser-deps
+.PHONY: install dev test lint typecheck pytest unit integration e2e bench fmt schemas clean browser-deps web
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -36,10 +37,13 @@ PYTEST := $(RUN) python -m pytest
 unit: install
 	$(PYTEST) tests/unit
 
+# Integration tests run in parallel (pytest-xdist), a whole file to a worker: each worker has its own
+# session fixtures (Postgres databases, moto, local stacks, temp dirs, all on free ports).
+INTEGRATION_WORKERS ?= 2
 integration: install
-	$(PYTEST) -m integration
+	$(PYTEST) -m integration -n $(INTEGRATION_WORKERS) --dist loadfile
 
-e2e: install browser-deps $(AI_SDK)/node_modules/.installed
+e2e: install browser-deps $(AI_SDK)/node_modules/.installed $(PAGE)/node_modules/.installed
 	$(PYTEST) -m e2e
 
 pytest: unit integration e2e
@@ -48,6 +52,16 @@ pytest: unit integration e2e
 $(AI_SDK)/node_modules/.installed: $(AI_SDK)/package.json $(AI_SDK)/package-lock.json
 	cd $(AI_SDK) && npm ci --no-audit --no-fund
 	touch $@
+
+# The chat page (web/: React, useChat, the AI SDK's WebSocketChatTransport) is built into the Python
+# package (local/src/courier_local/web), so `make dev` needs no Node. `make web` rebuilds it from the
+# committed lockfile; the e2e tier fails when the shipped build is not what the sources build.
+$(PAGE)/node_modules/.installed: $(PAGE)/package.json $(PAGE)/package-lock.json
+	cd $(PAGE) && npm ci --no-audit --no-fund
+	touch $@
+
+web: $(PAGE)/node_modules/.installed
+	cd $(PAGE) && npm run build
 
 # The browser tests drive Debian's Chromium at /usr/bin/chromium (never `playwright install`).
 # Installed here with apt-get when missing; where apt-get is unavailable the browser tests skip,

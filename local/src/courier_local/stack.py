@@ -594,13 +594,22 @@ def page_app(stack: LocalStack) -> Any:
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
+    from courier_shared.protocol import DEFAULT_MAX_MESSAGE_CHARS
+    from courier_shared.routes import Function
+
     async def index(_: Request) -> Response:
         return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-store"})
 
     async def config(request: Request) -> Response:
+        # The page's settings (web/src/config.ts); docs/deploy.md writes the same file for a stack.
         info = stack.info
         ws_url = info.ws_url if info else f"ws://{request.url.netloc}/"
-        return JSONResponse({"wsUrl": ws_url, "devTokens": True, "model": stack.options.model})
+        declared = stack.deployment.function(Function.GATEWAY).environment if stack.deployment else {}
+        max_chars = int(declared.get("MAX_MESSAGE_CHARS", DEFAULT_MAX_MESSAGE_CHARS))
+        return JSONResponse(
+            {"wsUrl": ws_url, "devTokens": True, "maxMessageChars": max_chars, "model": stack.options.model},
+            headers={"Cache-Control": "no-store"},
+        )
 
     async def dev_token(request: Request) -> Response:
         # Dev tokens only for this machine: the stack is a developer's, never a shared server's.
@@ -630,10 +639,10 @@ def page_app(stack: LocalStack) -> Any:
     return Starlette(
         routes=[
             Route("/", index),
-            Route("/dev/config", config),
+            Route("/config.json", config),
             Route("/dev/token", dev_token),
             Route("/dev/jwks.json", jwks),
             Route("/healthz", health),
-            Mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static"),
+            Mount("/assets", StaticFiles(directory=WEB_DIR / "assets"), name="assets"),
         ]
     )

@@ -1,0 +1,1 @@
+export{i as Mermaid}from"./index-Cs83F76o.js";

@@ -1,0 +1,206 @@
+// Every conversation the page has opened keeps its own Chat (the AI SDK's state for one chat id),
+// all sharing one WebSocketChatTransport: switching conversations only changes which Chat is shown,
+// so an answer streaming in another conversation goes on in the background and is there on return.
+import { Chat } from '@ai-sdk/react';
+import { WebSocketChatTransport } from 'ai';
+import type { CourierConnection } from './connection';
+import { CourierError } from './connection';
+import { UNFINISHED, textOf, turnMessages, type CourierMessage, type HistoryTurn } from './messages';
+
+/** A refused message: its text goes back to the message box with the reason beside it. */
+export interface Refusal {
+  text: string;
+  reason: string;
+}
+
+export interface ChatEvents {
+  /** An answer ended (any way): refresh the conversation list, announce it. */
+  onAnswerEnded(chatId: string, message: CourierMessage | undefined): void;
+  onRefused(chatId: string, refusal: Refusal): void;
+  /** Start metadata named the chat's conversation (a new chat's id is not its conversation id). */
+  onConversation(chatId: string, conversationId: string): void;
+}
+
+// The transport's own words for a socket that failed, and the worker's for a retried attempt
+// (services/worker/src/courier_worker/streaming.py RETRY_NOTICE): both mean "resume the chat".
+const NETWORK_ERROR = /^WebSocket chat (network connection|transport was closed)/;
+const RETRY_NOTICE = 'resume the chat to follow it';
+const HISTORY_PAGE = 50;
+
+export interface ChatEntry {
+  chat: Chat<CourierMessage>;
+  /** History is loaded (or the chat is new). */
+  loaded: boolean;
+  earlierCursor: string | null;
+  /** The chat lost its request with the connection and resumes when the page is back online. */
+  resumePending: boolean;
+}
+
+export class ChatRegistry {
+  readonly transport: WebSocketChatTransport<CourierMessage>;
+  private readonly entries = new Map<string, ChatEntry>();
+  private readonly listeners = new Set<() => void>();
+  /** Bumped when an entry's own fields change (the Chats notify their own changes). */
+  version = 0;
+
+  constructor(
+    private readonly connection: CourierConnection,
+    private readonly events: ChatEvents,
+  ) {
+    this.transport = new WebSocketChatTransport<CourierMessage>({
+      url: connection.url,
+      protocols: connection.protocols,
+      // Courier keeps the history: only the new message travels, so a long chat never builds a
+      // frame over API Gateway's 32 KB.
+      prepareSendMessagesRequest: ({ messages }) => ({ messages: messages.slice(-1) }),
+    });
+  }
+
+  subscribe = (listener: () => void): (() => void) => {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  };
+
+  private changed(): void {
+    this.version += 1;
+    this.listeners.forEach((listener) => listener());
+  }
+
+  entry(chatId: string): ChatEntry | undefined {
+    return this.entries.get(chatId);
+  }
+
+  /** The chat for an id, made on first use (its history loads when the page is online). */
+  open(chatId: string, { isNew = false } = {}): ChatEntry {
+    const existing = this.entries.get(chatId);
+    if (existing) return existing;
+    const entry: ChatEntry = { chat: this.makeChat(chatId), loaded: isNew, earlierCursor: null, resumePending: false };
+    this.entries.set(chatId, entry);
+    if (!isNew) void this.loadHistory(chatId);
+    return entry;
+  }
+
+  /** The same Chat under its conversation id too, so the conversation list finds it. */
+  alias(conversationId: string, chatId: string): void {
+    const entry = this.entries.get(chatId);
+    if (entry && !this.entries.has(conversationId)) this.entries.set(conversationId, entry);
+  }
+
+  chats(): Chat<CourierMessage>[] {
+    return [...new Set([...this.entries.values()].map((entry) => entry.chat))];
+  }
+
+  busy(): boolean {
+    return this.chats().some((chat) => chat.status === 'submitted' || chat.status === 'streaming');
+  }
+
+  /** The connection is gone: fail the transport's requests now (their socket may be silent, not
+   * closed), so each chat resumes once the page is back online. */
+  connectionLost(): void {
+    for (const entry of new Set(this.entries.values())) {
+      if (entry.chat.status === 'submitted' || entry.chat.status === 'streaming') entry.resumePending = true;
+    }
+    this.transport.close();
+  }
+
+  /** Back online: resume what was cut, load what never loaded. */
+  online(): void {
+    for (const [chatId, entry] of this.entries) {
+      if (entry.chat.id !== chatId) continue; // an alias
+      if (!entry.loaded) void this.loadHistory(chatId);
+      else if (entry.resumePending) void this.resume(entry);
+    }
+  }
+
+  async loadHistory(chatId: string, { earlier = false } = {}): Promise<void> {
+    const entry = this.entries.get(chatId);
+    if (!entry || this.connection.link !== 'online') return;
+    let frame: Record<string, unknown>;
+    try {
+      frame = await this.connection.request('getHistory', {
+        conversationId: chatId,
+        limit: HISTORY_PAGE,
+        ...(earlier && entry.earlierCursor ? { before: entry.earlierCursor } : {}),
+      });
+    } catch (error) {
+      // A chat id that is not (yet) a conversation: a new chat. Others retry when back online.
+      if (error instanceof CourierError && (error.code === 'not_found' || error.code === 'bad_request')) {
+        entry.loaded = true;
+        this.changed();
+      }
+      return;
+    }
+    const turns = frame.turns as HistoryTurn[];
+    const last = turns.at(-1);
+    const live = !earlier && last !== undefined && UNFINISHED.has(last.status);
+    const stored = turns.flatMap((turn) => (turn === last && live ? turnMessages(turn).slice(0, 1) : turnMessages(turn)));
+    entry.earlierCursor = (frame.nextCursor as string | null) ?? null;
+    entry.chat.messages = earlier ? [...stored, ...entry.chat.messages] : stored;
+    entry.loaded = true;
+    this.changed();
+    if (live && entry.chat.status === 'ready') await entry.chat.resumeStream();
+  }
+
+  private async resume(entry: ChatEntry): Promise<void> {
+    entry.resumePending = false;
+    entry.chat.clearError();
+    await entry.chat.resumeStream();
+    // Nothing to resume: the answer ended while the page was away, or the message never arrived.
+    // History says which.
+    if (entry.chat.lastMessage?.role === 'user') await this.reconcile(entry);
+  }
+
+  /** The stored turns replace what the page holds; a question Courier never stored goes back to
+   * the message box. */
+  private async reconcile(entry: ChatEntry): Promise<void> {
+    const unsent = entry.chat.lastMessage;
+    await this.loadHistory(entry.chat.id);
+    const stored = entry.chat.messages.some((message) => message.role === 'user' && textEquals(message, unsent));
+    if (unsent && !stored) {
+      this.events.onRefused(entry.chat.id, { text: textOf(unsent), reason: 'The connection dropped before Courier took this message. Send it again.' });
+    }
+  }
+
+  private makeChat(chatId: string): Chat<CourierMessage> {
+    const chat: Chat<CourierMessage> = new Chat<CourierMessage>({
+      id: chatId,
+      transport: this.transport,
+      onFinish: ({ message }) => {
+        const conversationId = message.metadata?.conversationId;
+        if (conversationId && conversationId !== chatId) {
+          this.alias(conversationId, chatId);
+          this.events.onConversation(chatId, conversationId);
+        }
+        this.events.onAnswerEnded(chatId, message);
+      },
+      onError: (error) => this.failed(chatId, error),
+      onData: () => undefined,
+    });
+    return chat;
+  }
+
+  private failed(chatId: string, error: Error): void {
+    const entry = this.entries.get(chatId);
+    if (!entry) return;
+    const chat = entry.chat;
+    if (NETWORK_ERROR.test(error.message) || error.message.includes(RETRY_NOTICE)) {
+      entry.resumePending = true;
+      if (this.connection.link === 'online') void this.resume(entry);
+      return;
+    }
+    const last = chat.lastMessage;
+    if (last?.role === 'user') {
+      // Refused before any answer started (too long, too fast, Courier unavailable): the message
+      // was not taken, so it leaves the conversation and goes back to the message box.
+      chat.messages = chat.messages.slice(0, -1);
+      chat.clearError();
+      this.events.onRefused(chatId, { text: textOf(last), reason: error.message });
+      return;
+    }
+    this.events.onAnswerEnded(chatId, last);
+  }
+}
+
+function textEquals(message: CourierMessage, other: CourierMessage | undefined): boolean {
+  return other !== undefined && textOf(message) === textOf(other);
+}
