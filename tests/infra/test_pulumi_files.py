@@ -3,9 +3,10 @@
 The CLI parses them with a strict YAML parser and checks `Pulumi.yaml` against its project schema;
 the mocks tests never read them that way, so a file Pulumi refuses (an unquoted `: ` in a value, a
 duplicated key) would pass everything else. The project schema is Pulumi's own
-(`sdk/go/common/workspace/project.json`), kept at `../shared/schemas/`. Pulumi publishes no schema
-for stack files, so their shape is checked against the keys its `ProjectStack` type has, and every
-`courier:*` value against the program's config model.
+(pulumi/pulumi `sdk/go/common/workspace/project.json`, Apache-2.0), copied unchanged next to this
+file so that a clean clone has it. Pulumi publishes no schema for stack files, so their shape is
+checked against the keys its `ProjectStack` type has, and every `courier:*` value against the
+program's config model.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import yaml
 from courier_infra.config import NAMESPACE, ConfigError, load_stack_config
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT_SCHEMA = ROOT.parent / "shared" / "schemas" / "pulumi-project.schema.json"
+PROJECT_SCHEMA = Path(__file__).with_name("pulumi-project.schema.json")
 STACKS = ("dev", "prod")
 
 # pulumi/pulumi sdk/go/common/workspace: the fields of ProjectStack (a stack's settings file).
