@@ -74,7 +74,10 @@ def test_bedrock_turn_streams_in_order_and_stores_usage_and_timing(
     assert turn.assistant_text == expected
     assert (turn.input_tokens, turn.output_tokens) == (usage["inputTokens"], 9)
     assert turn.model_id == MODEL_ID
-    assert turn.time_to_first_token_ms is not None and turn.latency_ms >= turn.time_to_first_token_ms
+    # Time to first token runs from the accepted message (created_at): within created_at → completed_at.
+    total_ms = (turn.completed_at - turn.created_at).total_seconds() * 1000
+    assert turn.time_to_first_token_ms is not None and 0 <= turn.time_to_first_token_ms <= total_ms
+    assert turn.latency_ms is not None and turn.latency_ms <= total_ms
     # The request Bedrock got: the system prompt from settings, our tool, the user's text.
     body = bedrock.requests[0].body
     assert body["system"][0]["text"].startswith("You are Courier")

@@ -63,7 +63,10 @@ def test_a_turn_streams_in_order_to_the_client_and_is_stored_completed(
     assert turn.assistant_text == ANSWER
     assert turn.model_id == "scripted-test-model"
     assert (turn.input_tokens, turn.output_tokens) == (11, len(words(ANSWER)))
-    assert turn.latency_ms is not None and turn.latency_ms >= turn.time_to_first_token_ms >= 0
+    # Time to first token runs from the accepted message (created_at); latency is the attempt's own.
+    total_ms = (turn.completed_at - turn.created_at).total_seconds() * 1000
+    assert turn.time_to_first_token_ms == finish["timeToFirstTokenMs"]
+    assert 0 <= turn.time_to_first_token_ms <= total_ms and turn.latency_ms is not None
     assert turn.stop_reason == "end_turn"
     assert turn.last_seq == chunks(frames)[-1]["seq"]
     # The model got the system prompt and the tools.
