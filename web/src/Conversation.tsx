@@ -65,7 +65,7 @@ export function Conversation({ entry, draft, setDraft, refusal, online, maxMessa
   return (
     <>
       <StickToBottom className="messages" resize="smooth" initial="instant" role="log" aria-label="Messages">
-        <StickToBottom.Content className="messages-content" data-testid="messages">
+        <StickToBottom.Content className="messages-content" scrollClassName="messages-scroll" data-testid="messages">
           {entry.earlierCursor && <EarlierButton onLoad={onLoadEarlier} />}
           {!entry.loaded && <p className="muted empty">Loading…</p>}
           {entry.loaded && messages.length === 0 && (

@@ -165,7 +165,12 @@ export class ChatRegistry {
     const chat: Chat<CourierMessage> = new Chat<CourierMessage>({
       id: chatId,
       transport: this.transport,
-      onFinish: ({ message }) => {
+      onFinish: ({ message, isAbort }) => {
+        // Stopped here: Courier stores the turn cancelled; the page says so without waiting for it.
+        if (isAbort) {
+          const stopped = { ...message, metadata: { ...message.metadata, status: 'cancelled' } };
+          chat.messages = chat.messages.map((each) => (each.id === message.id ? stopped : each));
+        }
         const conversationId = message.metadata?.conversationId;
         if (conversationId && conversationId !== chatId) {
           this.alias(conversationId, chatId);
