@@ -114,9 +114,13 @@ package: install
 # pulumi-policy. UV_FROZEN=1: Pulumi's `uv run` installs exactly uv.lock and never rewrites it.
 #   make preview|up|refresh|destroy STACK=dev|prod [PULUMI_ARGS="..."]
 PULUMI_COMMANDS := preview up refresh destroy
-.PHONY: $(PULUMI_COMMANDS) pulumi-preflight
+.PHONY: $(PULUMI_COMMANDS) pulumi-preflight page
 $(PULUMI_COMMANDS): pulumi-preflight install
 	PATH="$(CURDIR)/.venv/bin:$(CURDIR)/.tools/bin:$$PATH" UV_FROZEN=1 pulumi $@ -s "$(STACK)" $(PULUMI_ARGS)
+
+# The chat page for a deployed stack, with its config.json from the stack's outputs (docs/deploy.md).
+page: pulumi-preflight install
+	PATH="$(CURDIR)/.tools/bin:$$PATH" pulumi stack output --json -s "$(STACK)" | $(RUN) courier page --outputs - --out build/page-$(STACK)
 
 pulumi-preflight:
 	@command -v pulumi >/dev/null 2>&1 || { \

@@ -238,6 +238,7 @@ class CourierStack:
     def export(self) -> None:
         pulumi.export("websocketUrl", self.websocket.url)
         pulumi.export("modelId", self.model.model_id)
+        pulumi.export("maxMessageChars", self.config.max_message_chars)  # the page's limit (courier page)
         pulumi.export("jwtIssuer", self.auth.issuer)
         pulumi.export("jwtAudience", self.auth.audience)
         if self.auth.user_pool is not None and self.auth.client is not None:

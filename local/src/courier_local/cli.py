@@ -37,6 +37,10 @@ from courier_local.commands import login as login_command  # noqa: E402
 
 app.command("login")(login_command.login)
 
+from courier_local.commands import page as page_command  # noqa: E402
+
+app.command("page")(page_command.page)
+
 
 def main() -> None:
     app()
