@@ -329,14 +329,14 @@ class HistoryTool(_Wire):
     tool_name: str
     input: dict[str, Any]
     state: HistoryToolState
-    output: Any = None  # the stored output (trimmed to about 1 KiB); null unless output-available
-    error_text: str | None = None  # safe to show; null unless output-error
+    output: Any  # the stored output (trimmed to about 1 KiB); null unless output-available
+    error_text: str | None  # safe to show; null unless output-error
     # How many characters (Unicode code points) of the answer came before the call: the page draws
     # the tool between the first textOffset characters of assistantText and the rest. 0 for a call
     # stored before offsets were recorded; may exceed assistantText's length when only the start of
     # a long answer is inline (the rest is in S3).
     text_offset: int = Field(ge=0)
-    duration_ms: int | None = None  # null for a call that never finished
+    duration_ms: int | None  # null for a call that never finished
 
 
 class HistoryTurn(_Wire):
@@ -352,9 +352,9 @@ class HistoryTurn(_Wire):
     completed_at: datetime | None
     # From createdAt (Courier accepted the message) to the first answer text posted to listeners;
     # null when no text was posted by the worker (e.g. interrupted, or ended by recovery).
-    time_to_first_token_ms: int | None = None
-    latency_ms: int | None = None  # the last attempt's duration, from its start to its end
-    tools: list[HistoryTool] = Field(default_factory=list)
+    time_to_first_token_ms: int | None
+    latency_ms: int | None  # the last attempt's duration, from its start to its end
+    tools: list[HistoryTool]  # its tool calls in the order made (stored when the turn ends)
 
 
 class History(_Wire):
