@@ -193,10 +193,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(_tier_by_place(path))
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+def _postgres_skips_reported(terminalreporter: pytest.TerminalReporter) -> list[str]:
+    """This process's Postgres skips, or (under pytest-xdist, where the workers skip) the reported ones."""
     if _postgres_skips:
+        return _postgres_skips
+    reasons = (
+        str(report.longrepr[2]).removeprefix("Skipped: ")
+        for report in terminalreporter.stats.get("skipped", [])
+        if isinstance(getattr(report, "longrepr", None), tuple)
+    )
+    return [reason for reason in reasons if reason.startswith("PostgreSQL at ")]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    skips = _postgres_skips_reported(terminalreporter)
+    if skips:
         terminalreporter.section("POSTGRES TESTS SKIPPED", sep="!", red=True, bold=True)
-        terminalreporter.line(_postgres_skips[0], red=True)
+        terminalreporter.line(skips[0], red=True)
         terminalreporter.line(
             "Start PostgreSQL or set TEST_DATABASE_URL to run them. CI=true refuses this skip."
         )

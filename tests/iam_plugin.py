@@ -5,6 +5,9 @@ The stacks the tests start record their calls into one folder (`--aws-calls-log`
 tests/e2e/devstack.py). At the end of the session each call is checked (`courier_local.aws_calls`):
 a call its function's policy does not allow fails the run; statements no call exercised are listed,
 so least privilege stays visible.
+
+Under pytest-xdist the controller makes the folder (its workers inherit the variable) and evaluates
+the calls of all its workers once they are done.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the controller made the folder, and evaluates every worker's calls
     folder = os.environ.pop(AWS_CALLS_DIR_VARIABLE, None)
     if folder is None:
         return
