@@ -77,6 +77,8 @@ class FlakyConnections(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         statuses = self.script.get(connection_id, [])
         status = statuses.pop(0) if statuses else 200
+        if status == 200:  # before answering: the client may check `received` as soon as it has the answer
+            self.received.append((connection_id, body))
         error = {410: "GoneException", 429: "LimitExceededException", 500: "InternalServerErrorException"}
         self.send_response(status)
         if status != 200:
@@ -84,8 +86,6 @@ class FlakyConnections(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"{}")
-        if status == 200:
-            self.received.append((connection_id, body))
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
