@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from support import wait_until
 
 from courier_local.edge.sqs import EventSourceMapping, LocalMoto
 from courier_shared.db.engine import build_engine
@@ -45,14 +46,6 @@ def proxied_engine(postgres_url: str, proxy: TcpProxy) -> Iterator[Engine]:
     engine.dispose()
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float = 10) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        time.sleep(0.01)
-
-
 def test_database_down_at_the_start_fails_the_record_and_the_retry_completes(
     stack: WorkerStack, postgres_url: str, proxy: TcpProxy, proxied_engine: Engine, moto: LocalMoto
 ) -> None:
@@ -68,7 +61,7 @@ def test_database_down_at_the_start_fails_the_record_and_the_retry_completes(
         request = stack.submit("Are you there?", client.connection_id)
         proxy.stop()
         esm = stack.start_worker(worker)
-        wait_for(lambda: esm.invocations >= 1)
+        wait_until(lambda: esm.invocations >= 1, what="the first invocation")
         time.sleep(0.1)  # the first invocation fails on connect
         assert stack.turn(request.turn_id).status == TurnStatus.QUEUED.value
         proxy.start()
@@ -254,7 +247,7 @@ def test_a_dead_lettered_turn_ends_failed_and_its_listener_is_told(
         request = stack.submit("Are you there?", client.connection_id)
         proxy.stop()  # every delivery fails until the queue gives up
         stack.start_worker(worker, visibility_timeout_s=60)
-        wait_for(lambda: dead_letters.invocations >= 1, timeout_s=30)
+        wait_until(lambda: dead_letters.invocations >= 1, 30, what="the dead-letter invocation")
         proxy.start()
         frames = client.read_until_end(request.turn_id, timeout_s=30)
         assert dead_letters.drain(timeout=10)
