@@ -7,6 +7,7 @@ the password each new connection actually presented) and moto's Secrets Manager 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -16,6 +17,9 @@ from sqlalchemy.engine import make_url
 from courier_local.edge.sqs import LocalMoto
 from courier_shared.db.aws import connect
 from courier_shared.settings import DatabaseSettings
+
+# `connect` logs through the service's logger; nothing here (rotation: test_db_credential_rotation.py).
+LOGGER = logging.getLogger(__name__)
 
 
 @pytest.fixture
@@ -52,7 +56,7 @@ def test_the_rds_managed_secret_logs_in_and_its_password_is_never_kept_in_the_ur
     _target(postgres_url, monkeypatch)
     monkeypatch.setenv("DB_SECRET_ARN", arn)
 
-    engine = connect(DatabaseSettings())
+    engine = connect(DatabaseSettings(), logger=LOGGER)
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM turns")) is not None
     # Presented per connection from the cached secret (rotation: test_db_credential_rotation.py).
@@ -66,7 +70,7 @@ def test_iam_auth_presents_a_fresh_token_for_every_new_connection(aws_env, postg
     monkeypatch.setenv("DB_USER", "postgres")
     monkeypatch.setenv("DB_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:1:secret:not-readable")
 
-    engine = connect(DatabaseSettings(), region="us-east-1")
+    engine = connect(DatabaseSettings(), logger=LOGGER, region="us-east-1")
     presented = _passwords_presented(engine)
     with engine.connect() as first, engine.connect() as second:
         assert first.scalar(text("SELECT 1")) == second.scalar(text("SELECT 1")) == 1

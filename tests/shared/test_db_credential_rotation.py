@@ -158,6 +158,24 @@ def rotation(
     admin.dispose()
 
 
+class RecordingLogger:
+    """The service's logger as `connect` sees it: what it was told, in order."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, msg: str, /) -> None:
+        self.lines.append(msg)
+
+
+ROTATED = "the database refused the cached password: using the rotated secret"
+
+
+@pytest.fixture
+def logger() -> RecordingLogger:
+    return RecordingLogger()
+
+
 def counting_client() -> tuple[Any, list[str]]:
     """A Secrets Manager client (to moto, by the environment) that records each GetSecretValue."""
     client = boto3.client("secretsmanager", region_name="us-east-1")
@@ -180,8 +198,10 @@ def test_the_cluster_really_checks_passwords(password_postgres: PasswordPostgres
     wrong.dispose()
 
 
-def test_a_warm_engine_opens_new_connections_after_the_password_rotates(rotation: Rotation) -> None:
-    engine = connect(DatabaseSettings(), region="us-east-1")  # cold start: reads the secret
+def test_a_warm_engine_opens_new_connections_after_the_password_rotates(
+    rotation: Rotation, logger: RecordingLogger
+) -> None:
+    engine = connect(DatabaseSettings(), logger=logger, region="us-east-1")  # cold start: reads the secret
     held = engine.connect()  # a connection from before the rotation stays open, as in a warm container
     assert held.scalar(text("SELECT current_user")) == ROLE
 
@@ -190,16 +210,17 @@ def test_a_warm_engine_opens_new_connections_after_the_password_rotates(rotation
 
     with engine.connect() as fresh:  # the pool must open a new connection: the old password is dead
         assert fresh.scalar(text("SELECT current_user")) == ROLE
+    assert logger.lines == [ROTATED]  # told through the service's logger, which was passed in
     held.close()
     engine.dispose()
 
 
 def test_a_refused_password_rereads_the_secret_once_and_the_cache_spares_secrets_manager(
-    rotation: Rotation, monkeypatch: pytest.MonkeyPatch
+    rotation: Rotation, monkeypatch: pytest.MonkeyPatch, logger: RecordingLogger
 ) -> None:
     monkeypatch.setenv("DB_POOL_SIZE", "3")  # three connections open at once
     client, calls = counting_client()
-    engine = connect(DatabaseSettings(), secrets_client=client, secret_max_age=3600)
+    engine = connect(DatabaseSettings(), logger=logger, secrets_client=client, secret_max_age=3600)
     first, second = engine.connect(), engine.connect()  # two new connections, one read (cold start)
     assert len(calls) == 1
 
@@ -214,9 +235,9 @@ def test_a_refused_password_rereads_the_secret_once_and_the_cache_spares_secrets
     engine.dispose()
 
 
-def test_the_cache_is_bounded_by_max_age(rotation: Rotation) -> None:
+def test_the_cache_is_bounded_by_max_age(rotation: Rotation, logger: RecordingLogger) -> None:
     client, calls = counting_client()
-    engine = connect(DatabaseSettings(), secrets_client=client, secret_max_age=0)
+    engine = connect(DatabaseSettings(), logger=logger, secrets_client=client, secret_max_age=0)
     first, second = engine.connect(), engine.connect()
     assert len(calls) == 3  # cold start, then each new connection: an expired copy is read again
     first.close()
@@ -224,15 +245,18 @@ def test_the_cache_is_bounded_by_max_age(rotation: Rotation) -> None:
     engine.dispose()
 
 
-def test_mid_rotation_the_error_surfaces_and_the_next_connection_recovers(rotation: Rotation) -> None:
+def test_mid_rotation_the_error_surfaces_and_the_next_connection_recovers(
+    rotation: Rotation, logger: RecordingLogger
+) -> None:
     client, calls = counting_client()
-    engine = connect(DatabaseSettings(), secrets_client=client, secret_max_age=3600)
+    engine = connect(DatabaseSettings(), logger=logger, secrets_client=client, secret_max_age=3600)
     held = engine.connect()
     rotation.change_password_in_postgres()  # Postgres has the new password, the secret not yet
 
     with pytest.raises(OperationalError, match="password authentication failed"):
         engine.connect()
     assert len(calls) == 2  # one forced re-read found the same password: no retry loop
+    assert logger.lines == []  # nothing rotated yet
 
     rotation.publish()
     with engine.connect() as fresh:
@@ -242,11 +266,11 @@ def test_mid_rotation_the_error_surfaces_and_the_next_connection_recovers(rotati
 
 
 def test_other_connection_errors_do_not_reread_the_secret(
-    rotation: Rotation, monkeypatch: pytest.MonkeyPatch
+    rotation: Rotation, monkeypatch: pytest.MonkeyPatch, logger: RecordingLogger
 ) -> None:
     monkeypatch.setenv("DB_NAME", "no_such_database")
     client, calls = counting_client()
-    engine = connect(DatabaseSettings(), secrets_client=client, secret_max_age=3600)
+    engine = connect(DatabaseSettings(), logger=logger, secrets_client=client, secret_max_age=3600)
     with pytest.raises(OperationalError, match="no_such_database"):
         engine.connect()
     assert len(calls) == 1  # the cold-start read only

@@ -39,6 +39,18 @@ def test_every_module_of_a_service_logs_through_its_one_powertools_logger(servic
         assert imports_it.search(elsewhere[name]), name
 
 
+def test_the_shared_library_logs_only_through_the_logger_its_caller_passes() -> None:
+    """courier_shared runs inside every service: a logger of its own would log beside the service's
+    (and, a stdlib one, unseen in Lambda); `courier_shared.db.aws.connect` takes the service's."""
+    shared = SERVICES.parent / "shared" / "src" / "courier_shared"
+    own_loggers = [
+        str(path.relative_to(shared))
+        for path in sorted(shared.rglob("*.py"))
+        if re.search(r"getLogger\(|\bLogger\(", path.read_text())
+    ]
+    assert own_loggers == []
+
+
 def test_the_streaming_core_logs_as_the_worker(caplog: pytest.LogCaptureFixture) -> None:
     class GonePoster:
         def post(self, endpoint_url: str, connection_id: str, data: bytes) -> None:

@@ -32,7 +32,7 @@ def build_gateway(
     if store is None:
         from courier_shared.db.aws import connect  # here, not at import: boto3 is slow to import
 
-        store = ChatStore(connect(settings))
+        store = ChatStore(connect(settings, logger=logger or service_logger))
     if queue is None:
         import boto3  # here, not at import: the handler module stays cheap to import
 

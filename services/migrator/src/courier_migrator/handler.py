@@ -41,7 +41,7 @@ def build(environ: Mapping[str, str]) -> Invoke:
     root = Path(environ.get("LAMBDA_TASK_ROOT", os.getcwd()))
 
     def run(_event: dict[str, Any], _context: Any) -> dict[str, str | None]:
-        engine = connect(settings)  # per invocation: a release is rare, and nothing stays open
+        engine = connect(settings, logger=logger)  # per invocation: a release is rare, and nothing stays open
         try:
             revisions = migrate(root, engine, app_user=settings.db_app_user)
         finally:

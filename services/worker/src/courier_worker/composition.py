@@ -340,7 +340,7 @@ def build_worker(
 ) -> Worker:
     """Build everything a container reuses: the model, the boto3 clients, the database engine."""
     if engine is None:
-        engine = connect(settings, region=settings.aws_region)
+        engine = connect(settings, logger=logger, region=settings.aws_region)
     if connections is None:
         connections = ApiGatewayConnections(region_name=settings.aws_region)
         if settings.connections_endpoint_url is not None:

@@ -7,14 +7,15 @@ A secret (the RDS-managed master secret the migrator uses) is rotated by RDS eve
 its password is not fixed for a container's life: each new pool connection takes the login
 from Powertools' parameter cache (re-read at most every `secret_max_age` seconds), and when
 Postgres refuses the password the secret is read again at once and the connection retried once.
+That is logged through the service's own logger, passed in (every Courier service logs through one
+Powertools Logger: its observability module's).
 With IAM authentication (the application role, directly or through RDS Proxy) each new
 connection gets a fresh token, so there is nothing to rotate.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 import psycopg
@@ -28,7 +29,12 @@ from courier_shared.settings import DatabaseSettings
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-logger = logging.getLogger(__name__)
+
+class InfoLogger(Protocol):
+    """What this module needs of a logger: the service's Powertools Logger (or a stdlib one) fits."""
+
+    def info(self, msg: str, /) -> object: ...
+
 
 # How long a container trusts its cached copy of the secret before reading it again.
 SECRET_MAX_AGE_SECONDS = 300
@@ -56,10 +62,13 @@ def refused_password(error: psycopg.OperationalError) -> bool:
 class SecretLogin:
     """The current login from a secret: cached for `max_age` seconds, re-read when Postgres refuses it."""
 
-    def __init__(self, provider: SecretsProvider, secret_id: str, *, max_age: int) -> None:
+    def __init__(
+        self, provider: SecretsProvider, secret_id: str, *, max_age: int, logger: InfoLogger
+    ) -> None:
         self._provider = provider
         self._secret_id = secret_id
         self._max_age = max_age
+        self._logger = logger
 
     def current(self, *, refresh: bool = False) -> DatabaseLogin:
         value = self._provider.get(
@@ -78,7 +87,7 @@ class SecretLogin:
             fresh = self.current(refresh=True)
             if fresh == login:
                 raise  # mid-rotation: the secret isn't updated yet; the next connection reads it again
-            logger.info("the database refused the cached password: using the rotated secret")
+            self._logger.info("the database refused the cached password: using the rotated secret")
             return dialect.connect(*cargs, **_with_login(cparams, fresh))
 
 
@@ -89,6 +98,7 @@ def _with_login(cparams: dict[str, Any], login: DatabaseLogin) -> dict[str, Any]
 def connect(
     settings: DatabaseSettings,
     *,
+    logger: InfoLogger,
     region: str | None = None,
     secrets_client: SecretsManagerClient | None = None,
     secret_max_age: int = SECRET_MAX_AGE_SECONDS,
@@ -110,7 +120,10 @@ def connect(
         return build_engine(settings.resolved_url(), pool_size=settings.db_pool_size)
     client = secrets_client or boto3.client("secretsmanager", region_name=region)
     login = SecretLogin(
-        SecretsProvider(boto3_client=client), str(settings.db_secret_arn), max_age=secret_max_age
+        SecretsProvider(boto3_client=client),
+        str(settings.db_secret_arn),
+        max_age=secret_max_age,
+        logger=logger,
     )
     # Read once now: an unreadable or malformed secret fails the cold start, not the first request.
     user = login.current().username
