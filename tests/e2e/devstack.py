@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 from iam_plugin import AWS_CALLS_DIR_VARIABLE
 
+from courier_local.load import stack_environment
+
 READY_WITHIN_S = (
     45.0  # generous for a loaded machine; test_shutdown_is_clean_on_postgres checks the 15 s promise
 )
@@ -39,16 +41,9 @@ def courier_command() -> list[str]:
 
 
 def stack_env(**extra: str) -> dict[str, str]:
-    """The environment of a developer with no AWS account: nothing points at real AWS."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "DATABASE_URL"}
-    env.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_REGION="us-east-1",
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return env
+    """The environment of a developer with no AWS account: nothing points at real AWS (the one
+    `courier dev` environment `make load` uses too)."""
+    return {**stack_environment(), **extra}
 
 
 @dataclass

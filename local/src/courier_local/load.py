@@ -236,8 +236,9 @@ def fresh_database(admin_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def _stack_environment() -> dict[str, str]:
-    """No real AWS: dummy credentials, and the database only from --database-url."""
+def stack_environment() -> dict[str, str]:
+    """No real AWS: dummy credentials, and the database only from --database-url (also the e2e
+    tests' `courier dev` environment: tests/e2e/devstack.py)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "DATABASE_URL"}
     env.update(
         AWS_ACCESS_KEY_ID="testing",
@@ -280,7 +281,7 @@ class Stack:
         self.state_file = state_dir / "dev.json"
         with (workdir / "dev.out").open("wb") as out, (workdir / "dev.err").open("wb") as err:
             self.process = subprocess.Popen(  # noqa: S603 (our own courier executable)
-                command, cwd=workdir, env=_stack_environment(), stdout=out, stderr=err
+                command, cwd=workdir, env=stack_environment(), stdout=out, stderr=err
             )
         self.info: dict[str, Any] = {}
 
