@@ -118,7 +118,7 @@ export class ChatRegistry {
     let frame: Record<string, unknown>;
     try {
       frame = await this.connection.request('getHistory', {
-        conversationId: chatId,
+        conversationId: this.conversationOf(entry),
         limit: HISTORY_PAGE,
         ...(earlier && entry.earlierCursor ? { before: entry.earlierCursor } : {}),
       });
@@ -141,13 +141,23 @@ export class ChatRegistry {
     if (live && entry.chat.status === 'ready') await entry.chat.resumeStream();
   }
 
+  /** A chat started on this page has an id of its own, not its conversation's: Courier names the
+   * conversation in the answer (the chat is aliased to it). */
+  private conversationOf(entry: ChatEntry): string {
+    for (const [id, other] of this.entries) if (other === entry && id !== entry.chat.id) return id;
+    return entry.chat.messages.findLast((message) => message.metadata?.conversationId)?.metadata?.conversationId ?? entry.chat.id;
+  }
+
   private async resume(entry: ChatEntry): Promise<void> {
     entry.resumePending = false;
     entry.chat.clearError();
     await entry.chat.resumeStream();
     // Nothing to resume: the answer ended while the page was away, or the message never arrived.
     // History says which.
-    if (entry.chat.lastMessage?.role === 'user') await this.reconcile(entry);
+    const last = entry.chat.lastMessage;
+    if (last?.role === 'user') await this.reconcile(entry);
+    // Part of the answer was shown, and it ended while the page was away: history has all of it.
+    else if (last?.role === 'assistant' && !last.metadata?.status && entry.chat.status === 'ready') await this.loadHistory(entry.chat.id);
   }
 
   /** The stored turns replace what the page holds; a question Courier never stored goes back to

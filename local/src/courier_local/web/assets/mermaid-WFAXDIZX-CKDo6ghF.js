@@ -1,0 +1,1 @@
+export{i as Mermaid}from"./index-D0nbx7M3.js";
