@@ -140,7 +140,6 @@ export function Message({ message, streaming, isLast, error, canAct, maxMessageC
   const lastTextIndex = message.parts.findLastIndex((part) => part.type === 'text');
   const figures = [
     meta.timeToFirstTokenMs != null && `first token ${seconds(meta.timeToFirstTokenMs)}`,
-    meta.latencyMs != null && `total ${seconds(meta.latencyMs)}`,
     meta.usage && `${meta.usage.outputTokens} tokens`,
     meta.model,
   ].filter(Boolean);

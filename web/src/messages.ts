@@ -11,7 +11,6 @@ export interface TurnMetadata {
   usage?: { inputTokens: number; outputTokens: number } | null;
   /** Time to first token, as Courier defines it (docs/protocol.md): message accepted → first answer text. */
   timeToFirstTokenMs?: number | null;
-  latencyMs?: number | null;
   model?: string | null;
 }
 
@@ -61,14 +60,17 @@ export function turnMessages(turn: HistoryTurn): CourierMessage[] {
   };
   const parts: CourierPart[] = [];
   if (turn.reasoningText) parts.push({ type: 'reasoning', text: turn.reasoningText, state: 'done' });
+  // Offsets count code points, as Courier counts characters (an emoji is one).
+  const answerChars = Array.from(turn.assistantText);
+  const text = (from: number, to: number) => answerChars.slice(from, to).join('');
   let at = 0;
   for (const tool of [...(turn.tools ?? [])].sort((a, b) => a.textOffset - b.textOffset)) {
-    const offset = Math.min(Math.max(tool.textOffset, at), turn.assistantText.length);
-    if (offset > at) parts.push({ type: 'text', text: turn.assistantText.slice(at, offset), state: 'done' });
+    const offset = Math.min(Math.max(tool.textOffset, at), answerChars.length);
+    if (offset > at) parts.push({ type: 'text', text: text(at, offset), state: 'done' });
     at = offset;
     parts.push(toolPart(tool));
   }
-  if (at < turn.assistantText.length) parts.push({ type: 'text', text: turn.assistantText.slice(at), state: 'done' });
+  if (at < answerChars.length) parts.push({ type: 'text', text: text(at, answerChars.length), state: 'done' });
   const answer: CourierMessage = {
     id: turn.turnId,
     role: 'assistant',
@@ -78,7 +80,6 @@ export function turnMessages(turn: HistoryTurn): CourierMessage[] {
       usage: turn.usage,
       model: turn.model,
       timeToFirstTokenMs: turn.timeToFirstTokenMs ?? null,
-      latencyMs: turn.latencyMs ?? null,
     },
     parts,
   };

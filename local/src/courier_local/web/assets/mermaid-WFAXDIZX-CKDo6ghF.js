@@ -1,1 +1,0 @@
-export{i as Mermaid}from"./index-D0nbx7M3.js";
