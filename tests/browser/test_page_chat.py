@@ -234,3 +234,18 @@ def test_dark_mode_labels_focus_and_a_growing_message_box(open_page: Any, output
     focused = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert focused != "none"
     chat.screenshot(output_dir, "dark-desktop")
+
+
+def test_the_longest_message_in_its_costliest_encoding_still_fits_one_frame(open_page: Any) -> None:
+    # JSON writes a control character as \u0001: 6 bytes, the most any character costs on the wire.
+    # A message of maxMessageChars of them must still go in one frame under API Gateway's 32 KB
+    # (the page sends only the new message), or the gateway would close the socket with 1009.
+    chat: ChatPage = open_page(DESKTOP).sign_in("page-longest")
+    longest = "\x01" * 5000
+
+    chat.send(longest)
+
+    answer = chat.wait_answers_finished(1)
+    assert chat.page.get_by_test_id("composer-reason").count() == 0
+    assert answer.get_attribute("data-status") == "completed"
+    assert chat.page.get_by_test_id("connection").inner_text() == "connected"
