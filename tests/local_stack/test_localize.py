@@ -65,3 +65,12 @@ def test_a_new_aws_value_without_a_local_rule_stops_the_stack(deployment: Deploy
     )
     with pytest.raises(StackError, match="AUDIT_TOPIC_ARN"):
         localize(added, endpoints(deployment), StackOptions())
+
+
+def test_a_thinking_budget_asked_of_courier_dev_reaches_the_worker_only(deployment: Deployment) -> None:
+    local, options = endpoints(deployment), StackOptions(thinking_budget_tokens=1024)
+    worker_env = localize(deployment.function("worker"), local, options)
+    assert (worker_env["THINKING_BUDGET_TOKENS"], worker_env["MAX_OUTPUT_TOKENS"]) == ("1024", "3072")
+    assert "THINKING_BUDGET_TOKENS" not in localize(deployment.function("gateway"), local, options)
+    off = localize(deployment.function("worker"), local, StackOptions(thinking_budget_tokens=0))
+    assert "THINKING_BUDGET_TOKENS" not in off

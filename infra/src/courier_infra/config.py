@@ -232,16 +232,19 @@ class StackConfig(BaseModel):
 
     @property
     def thinking_environment(self) -> dict[str, str]:
-        """The worker's thinking settings: none when off (the worker's default is off)."""
-        budget = self.thinking_budget_tokens
-        if not budget:
-            return {}
-        return {"THINKING_BUDGET_TOKENS": str(budget), "MAX_OUTPUT_TOKENS": str(budget + ANSWER_TOKENS)}
+        return thinking_environment(self.thinking_budget_tokens)
 
     @property
     def queue_visibility_timeout_seconds(self) -> int:
         """Lambda's rule for SQS event sources: at least 6 x the function timeout."""
         return 6 * self.worker_timeout_seconds
+
+
+def thinking_environment(budget: int) -> dict[str, str]:
+    """The worker's thinking settings: none when off (the worker's default is off)."""
+    if not budget:
+        return {}
+    return {"THINKING_BUDGET_TOKENS": str(budget), "MAX_OUTPUT_TOKENS": str(budget + ANSWER_TOKENS)}
 
 
 def _decode(value: object) -> object:

@@ -121,6 +121,9 @@ class StackOptions:
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)  # added to every function's environment
+    # The worker's extended-thinking budget instead of the stack's courier:thinkingBudgetTokens
+    # (None: the stack's), so the page and `courier chat` can show reasoning without a stack file.
+    thinking_budget_tokens: int | None = None
 
     @property
     def bedrock_model_id(self) -> str | None:
@@ -195,6 +198,7 @@ def localize(function: FunctionSpec, local: LocalEndpoints, options: StackOption
     stops the stack, so a new variable in infra gets a deliberate local meaning.
     """
     from courier_authorizer.settings import DEV_AUDIENCE, DEV_ISSUER
+    from courier_infra.config import thinking_environment
 
     environment: dict[str, str] = {}
     for key, value in function.environment.items():
@@ -236,6 +240,10 @@ def localize(function: FunctionSpec, local: LocalEndpoints, options: StackOption
             )
         else:
             environment[key] = value
+    if options.thinking_budget_tokens is not None and function.name == "worker":  # its Pulumi name
+        for key in ("THINKING_BUDGET_TOKENS", "MAX_OUTPUT_TOKENS"):
+            environment.pop(key, None)
+        environment.update(thinking_environment(options.thinking_budget_tokens))
     if any(key.startswith("DB_") for key in function.environment):
         environment["DATABASE_URL"] = local.database_url
         if options.db_pool_size is not None:

@@ -75,6 +75,14 @@ def dev(
     db_pool_size: Annotated[
         int | None, typer.Option(min=1, max=50, help="Database connections per function (DB_POOL_SIZE).")
     ] = None,
+    thinking_budget: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="The worker's extended-thinking budget in tokens (0: off; at least 1024 to think). "
+            "Default: the stack's courier:thinkingBudgetTokens.",
+        ),
+    ] = None,
     aws_calls_log: Annotated[
         Path | None, typer.Option(hidden=True, help="Record every AWS call the functions make (tests).")
     ] = None,
@@ -107,6 +115,7 @@ def dev(
             stack=stack,
             worker_concurrency=worker_concurrency,
             db_pool_size=db_pool_size,
+            thinking_budget_tokens=thinking_budget,
             aws_calls_log=aws_calls_log,
         ),
         progress=_progress,
