@@ -264,6 +264,8 @@ def _run(program: Callable[[], None]) -> None:
 def run_entry_point(stack: str, config_values: Mapping[str, str]) -> RecordingMonitor:
     """Run infra/__main__.py itself, as `pulumi up` would, under the mocks."""
     monitor = RecordingMonitor(AwsMocks(config_values["aws:region"]))
+    # As in run_program: an earlier asyncio.run() in this process (test order decides) leaves no loop.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(monitor.mocks, project="courier", stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config_values), secret_keys=[])
