@@ -205,11 +205,6 @@ def test_a_message_lost_with_the_connection_comes_back_to_the_box(
     assert not chat.errors
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="page bug: a new chat's first message that never reached Courier stays in the conversation, "
-    "unanswered and unexplained (getHistory by the page's chat id is not_found, read as 'stored')",
-)
 def test_the_first_message_of_a_new_chat_lost_with_the_connection_comes_back_to_the_box(
     open_page: Any, browser_stack: DevStack, proxy: SilentNetworkProxy, output_dir: Path
 ) -> None:

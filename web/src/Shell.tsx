@@ -215,7 +215,7 @@ export function Shell({ config, token, onSignOut }: { config: PageConfig; token:
             void refreshConversations();
           }}
           onSent={() => setRefusals((all) => ({ ...all, [entry.chat.id]: null }))}
-          onLoadEarlier={() => registry.loadHistory(entry.chat.id, { earlier: true })}
+          onLoadEarlier={async () => void (await registry.loadHistory(entry.chat.id, { earlier: true }))}
         />
       </main>
       <div className="sr-only" aria-live="polite" data-testid="announcer">

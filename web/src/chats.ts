@@ -112,23 +112,32 @@ export class ChatRegistry {
     }
   }
 
-  async loadHistory(chatId: string, { earlier = false } = {}): Promise<void> {
+  /** Loads the chat's stored turns into it. Answers the turns, `null` when Courier has no such
+   * conversation (a new chat), `undefined` when it could not ask (offline: loaded when back). */
+  async loadHistory(chatId: string, { earlier = false } = {}): Promise<HistoryTurn[] | null | undefined> {
     const entry = this.entries.get(chatId);
-    if (!entry || this.connection.link !== 'online') return;
+    if (!entry || this.connection.link !== 'online') return undefined;
     let frame: Record<string, unknown>;
     try {
+      // By the chat id: Courier resolves it as it does in `send` (a chat started here is named
+      // by the id the page gave it, before any answer told the conversation's own id).
       frame = await this.connection.request('getHistory', {
-        conversationId: this.conversationOf(entry),
+        conversationId: entry.chat.id,
         limit: HISTORY_PAGE,
         ...(earlier && entry.earlierCursor ? { before: entry.earlierCursor } : {}),
       });
     } catch (error) {
-      // A chat id that is not (yet) a conversation: a new chat. Others retry when back online.
       if (error instanceof CourierError && (error.code === 'not_found' || error.code === 'bad_request')) {
         entry.loaded = true;
         this.changed();
+        return null;
       }
-      return;
+      return undefined;
+    }
+    const conversationId = frame.conversationId as string;
+    if (conversationId !== entry.chat.id) {
+      this.alias(conversationId, entry.chat.id);
+      this.events.onConversation(entry.chat.id, conversationId);
     }
     const turns = frame.turns as HistoryTurn[];
     const last = turns.at(-1);
@@ -139,13 +148,7 @@ export class ChatRegistry {
     entry.loaded = true;
     this.changed();
     if (live && entry.chat.status === 'ready') await entry.chat.resumeStream();
-  }
-
-  /** A chat started on this page has an id of its own, not its conversation's: Courier names the
-   * conversation in the answer (the chat is aliased to it). */
-  private conversationOf(entry: ChatEntry): string {
-    for (const [id, other] of this.entries) if (other === entry && id !== entry.chat.id) return id;
-    return entry.chat.messages.findLast((message) => message.metadata?.conversationId)?.metadata?.conversationId ?? entry.chat.id;
+    return turns;
   }
 
   private async resume(entry: ChatEntry): Promise<void> {
@@ -164,11 +167,14 @@ export class ChatRegistry {
    * the message box. */
   private async reconcile(entry: ChatEntry): Promise<void> {
     const unsent = entry.chat.lastMessage;
-    await this.loadHistory(entry.chat.id);
-    const stored = entry.chat.messages.some((message) => message.role === 'user' && textEquals(message, unsent));
-    if (unsent && !stored) {
-      this.events.onRefused(entry.chat.id, { text: textOf(unsent), reason: 'The connection dropped before Courier took this message. Send it again.' });
-    }
+    const turns = await this.loadHistory(entry.chat.id);
+    if (!unsent || turns === undefined) return; // offline again: resumed when back
+    if (turns?.at(-1)?.userText === textOf(unsent)) return; // Courier has it: history shows it
+    entry.chat.messages = entry.chat.messages.filter((message) => message !== unsent);
+    this.events.onRefused(entry.chat.id, {
+      text: textOf(unsent),
+      reason: 'The connection dropped before Courier took this message. Send it again.',
+    });
   }
 
   private makeChat(chatId: string): Chat<CourierMessage> {
@@ -214,8 +220,4 @@ export class ChatRegistry {
     }
     this.events.onAnswerEnded(chatId, last);
   }
-}
-
-function textEquals(message: CourierMessage, other: CourierMessage | undefined): boolean {
-  return other !== undefined && textOf(message) === textOf(other);
 }

@@ -92,6 +92,22 @@ def test_another_users_conversation_id_as_a_chat_id_is_a_new_conversation_of_one
         assert [t.user_text for t in repo.history(alice, uuid.UUID(theirs)).items] == ["private"]
 
 
+def test_get_history_by_a_chat_id_reads_the_conversation_that_chat_started(harness: GatewayHarness) -> None:
+    # A page that started a chat under a UUID of its own, and lost the connection before the answer
+    # named the conversation, reads it by that chat id; the answer says the conversation's own id.
+    alice, mallory = make_owner(), make_owner()
+    chat_id = str(uuid.uuid4())
+    harness.client(alice).send(send_frame(chat_id, [user_message("where did it go?")]))
+    [turn] = stored_turns(harness, alice)
+
+    history = harness.client(alice).send({"type": "getHistory", "requestId": "h", "conversationId": chat_id})
+
+    assert history["conversationId"] == str(turn.conversation_id) != chat_id
+    assert [t["userText"] for t in history["turns"]] == ["where did it go?"]
+    theirs = harness.client(mallory).send({"type": "getHistory", "requestId": "h", "conversationId": chat_id})
+    assert theirs["type"] == "error" and theirs["code"] == "not_found"  # another user's chat id is nothing
+
+
 def test_a_resent_message_is_one_turn_and_regenerate_is_another(harness: GatewayHarness) -> None:
     owner = make_owner()
     client = harness.client(owner)

@@ -560,10 +560,13 @@ class Gateway:
         scope = str(frame.conversation_id)
         before = self._open_cursor(frame.before, "getHistory", owner, scope)
         with self._store.unit_of_work() as repo:
-            if repo.find_conversation(owner, frame.conversation_id) is None:
+            # Named as a chat id is (the AI SDK's chat ids are UUIDs too): a page that started a chat
+            # before the first answer named its conversation can still read it.
+            conversation = _chat_conversation(repo, owner, str(frame.conversation_id))
+            if conversation is None:
                 raise FrameError(ErrorCode.NOT_FOUND, NO_SUCH_CONVERSATION)
             try:
-                page = repo.history(owner, frame.conversation_id, before=before, limit=frame.limit)
+                page = repo.history(owner, conversation.id, before=before, limit=frame.limit)
             except InvalidCursor:
                 raise FrameError(ErrorCode.BAD_REQUEST, BAD_CURSOR) from None
             calls = repo.tool_invocations_of(owner, [turn.id for turn in page.items])
@@ -573,7 +576,7 @@ class Gateway:
         if len(kept) < len(turns):
             position = encode_cursor(kept[0].created_at, kept[0].turn_id)
         return History(
-            conversation_id=frame.conversation_id,
+            conversation_id=conversation.id,  # the conversation's own id, also when asked by chat id
             turns=kept,
             next_cursor=self._issue_cursor(position, "getHistory", owner, scope),
         )
