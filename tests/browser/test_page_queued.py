@@ -67,6 +67,9 @@ def test_a_message_waiting_for_a_worker_shows_queued_until_its_answer_starts(
     assert queued.inner_text().startswith("Queued: waiting for a worker")
     assert chat.answers().count() == 0
     assert chat.page.get_by_test_id("stop").is_visible()  # the user can still give up on it
+    # The new conversation is listed, and titled, under its first message while it waits.
+    assert chat.page.get_by_test_id("chat-title").inner_text() == "hello from the queue"
+    assert chat.page.get_by_test_id("conversation").all_inner_texts() == ["hello from the queue"]
     # The wait is counted while it lasts.
     queued.filter(has_text=" s)").wait_for(timeout=10_000)
     assert holding.get_attribute("data-status") == "streaming"  # it waits behind the other answer
@@ -78,4 +81,7 @@ def test_a_message_waiting_for_a_worker_shows_queued_until_its_answer_starts(
     # The worker took it once the other answer had ended.
     assert len(other.answer_text(other.wait_answers_finished(1)).split()) == 120
     chat.screenshot(output_dir, "queued-answered-desktop")
+    assert chat.page.get_by_test_id("conversation").all_inner_texts() == [
+        "hello from the queue"
+    ]  # listed once
     assert not chat.errors

@@ -41,7 +41,7 @@ export interface ConversationProps {
   online: boolean;
   maxMessageChars: number;
   onConversation(conversationId: string): void;
-  onSent(): void;
+  onSent(text: string): void;
   onLoadEarlier(): Promise<void>;
 }
 
@@ -62,7 +62,7 @@ export function Conversation({ entry, draft, setDraft, refusal, online, maxMessa
 
   const send = (text: string) => {
     setSentAt(Date.now());
-    onSent();
+    onSent(text);
     void sendMessage({ text });
   };
 

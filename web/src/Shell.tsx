@@ -39,6 +39,9 @@ export function Shell({ config, token, onSignOut }: { config: PageConfig; token:
   const [drafts, setDrafts] = useState<Record<string, string>>({});
   const [refusals, setRefusals] = useState<Record<string, string | null>>({});
   const [announcement, setAnnouncement] = useState('');
+  // Chats sent from this page that the conversation list does not show yet (their first answer has
+  // not started): listed at the top under their first message, as Courier will title them.
+  const [unlisted, setUnlisted] = useState<{ chatId: string; title: string }[]>([]);
   const chatIdRef = useRef(chatId);
   chatIdRef.current = chatId;
 
@@ -137,7 +140,11 @@ export function Shell({ config, token, onSignOut }: { config: PageConfig; token:
     select(id);
   };
 
-  const title = conversations.find((c) => registry.entry(c.conversationId) === entry)?.title;
+  const listed = (chatId: string) => conversations.some((c) => registry.entry(c.conversationId) === registry.entry(chatId));
+  const pending = unlisted.filter((chat) => !listed(chat.chatId));
+  const title =
+    conversations.find((c) => registry.entry(c.conversationId) === entry)?.title ??
+    pending.find((chat) => registry.entry(chat.chatId) === entry)?.title;
   const who = claimsOf(token).sub ?? 'unknown user';
 
   return (
@@ -148,6 +155,21 @@ export function Shell({ config, token, onSignOut }: { config: PageConfig; token:
           + New conversation
         </button>
         <nav className="conversations" data-testid="conversations">
+          {pending.map((chat) => (
+            <a
+              key={chat.chatId}
+              href={`#/c/${chat.chatId}`}
+              className="conversation"
+              aria-current={registry.entry(chat.chatId) === entry ? 'page' : undefined}
+              data-testid="conversation"
+              onClick={(event) => {
+                event.preventDefault();
+                select(chat.chatId);
+              }}
+            >
+              {chat.title}
+            </a>
+          ))}
           {conversations.map((conversation) => (
             <a
               key={conversation.conversationId}
@@ -214,7 +236,12 @@ export function Shell({ config, token, onSignOut }: { config: PageConfig; token:
             }
             void refreshConversations();
           }}
-          onSent={() => setRefusals((all) => ({ ...all, [entry.chat.id]: null }))}
+          onSent={(text) => {
+            setRefusals((all) => ({ ...all, [entry.chat.id]: null }));
+            const chatId = entry.chat.id;
+            const firstLine = text.trim().split('\n')[0].slice(0, 80);
+            setUnlisted((all) => (all.some((chat) => chat.chatId === chatId) ? all : [{ chatId, title: firstLine }, ...all]));
+          }}
           onLoadEarlier={async () => void (await registry.loadHistory(entry.chat.id, { earlier: true }))}
         />
       </main>
