@@ -195,7 +195,6 @@ export class ChatRegistry {
         this.events.onAnswerEnded(chatId, message);
       },
       onError: (error) => this.failed(chatId, error),
-      onData: () => undefined,
     });
     return chat;
   }
