@@ -31,7 +31,12 @@ def test_the_shipped_page_is_what_the_sources_build(tmp_path: Path) -> None:
     if npm is None or not (SOURCES / "node_modules").is_dir():
         pytest.fail("web/node_modules is missing: `make e2e` installs it (npm ci from web/package-lock.json)")
     typecheck = subprocess.run(
-        [npm, "exec", "--", "tsc", "--noEmit"], cwd=SOURCES, capture_output=True, text=True, timeout=300, check=False
+        [npm, "exec", "--", "tsc", "--noEmit"],
+        cwd=SOURCES,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert typecheck.returncode == 0, typecheck.stdout + typecheck.stderr
     out = tmp_path / "page"
