@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,7 +46,6 @@ class Client:
     websocket: ClientConnection
     connection_id: str
     frames: list[dict[str, Any]] = field(default_factory=list)
-    received_at: list[float] = field(default_factory=list)
 
     def read_until_end(self, turn_id: uuid.UUID, timeout_s: float = 20.0) -> list[dict[str, Any]]:
         """Frames of the turn until its finish, abort or error chunk, or a snapshot of the ended turn
@@ -66,7 +65,6 @@ class Client:
         raw = self.websocket.recv(timeout=timeout_s)
         frame: dict[str, Any] = json.loads(raw)
         self.frames.append(frame)
-        self.received_at.append(time.monotonic())
         return frame
 
     def turn_frames(self, turn_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -139,16 +137,26 @@ class WorkerStack:
         )
 
     def start_worker(
-        self, worker: Worker, *, visibility_timeout_s: int = 1, function_timeout_s: float | None = None
+        self,
+        worker: Worker,
+        *,
+        visibility_timeout_s: int = 1,
+        function_timeout_s: float | None = None,
+        context: Callable[[], Any] | None = None,
     ) -> EventSourceMapping:
         """Poll the turn queue with `worker.handle`, one batch at a time. `visibility_timeout_s` is
         how long a failed record stays hidden (short: fast retries); `function_timeout_s` is the
-        remaining time each invocation's Lambda context starts with (default: the declared timeout)."""
+        remaining time each invocation's Lambda context starts with (default: the declared timeout);
+        `context`, if given, builds each invocation's Lambda context instead (e.g. on a test's clock)."""
         spec = self.deployment.function("worker")
+
+        def handle(event: dict[str, Any], lambda_context: Any = None) -> dict[str, Any]:
+            return worker.handle(event, lambda_context if context is None else context())
+
         self.esm = EventSourceMapping(
             self.sqs,
             self.queues.queue_url,
-            worker.handle,
+            handle,
             visibility_timeout_s=visibility_timeout_s,
             wait_time_s=0.2,
             max_concurrency=1,

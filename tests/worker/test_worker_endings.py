@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import uuid
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
+from courier_local.edge.lambda_context import LambdaContext
 from courier_local.edge.sqs import LocalMoto
 from courier_shared.protocol import TurnStatus, parse_server_frame
 from courier_worker.adapters import ApiGatewayConnections, SqsVisibility
@@ -23,6 +25,11 @@ from .stack import REGION, WorkerStack, chunks, now, text_of, worker_settings
 pytestmark = pytest.mark.postgres
 
 LONG_ANSWER = " ".join(f"word{i}" for i in range(200))
+ENDLESS_ANSWER = " ".join(f"word{i}" for i in range(10_000))  # far longer than any test waits
+# The deadline test: a Lambda context with this much time, a worker that stops this long before its
+# end (generous: it is the real time the ending has to be stored and sent in after the stop).
+FUNCTION_TIMEOUT_S = 120
+DEADLINE_MARGIN_S = 30
 
 
 def make_worker(postgres_url: str, engine: Engine, model: Any, moto: LocalMoto, **settings: object) -> Worker:
@@ -103,17 +110,50 @@ def test_a_completed_turn_stores_the_usage_the_model_reported(
     assert (turn.input_tokens, turn.output_tokens, turn.usage_estimated) == (11, 3, False)
 
 
+class JumpingClock:
+    """The worker's monotonic clock, and its Lambda context's: real time, plus the jumps the test
+    makes. Text flows at its own pace; the deadline passes when the test says so."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.offset
+
+    def jump_to(self, at: float) -> None:
+        self.offset += max(0.0, at - self())
+
+
 def test_the_lambda_deadline_ends_the_turn_with_its_partial_text_and_an_ending(
     stack: WorkerStack, postgres_url: str, worker_engine: Engine, moto: LocalMoto
 ) -> None:
-    model = ScriptedModel([{"text": LONG_ANSWER}], delay_s=0.02)  # ~4 s of answer
-    worker = make_worker(postgres_url, worker_engine, model, moto, DEADLINE_MARGIN_S=1)
-    # The poller's Lambda context gives each invocation 3 s: the turn must stop 1 s before that.
-    esm = stack.start_worker(worker, visibility_timeout_s=60, function_timeout_s=3)
+    model = ScriptedModel([{"text": ENDLESS_ANSWER}], delay_s=0.02)  # minutes of answer
+    clock = JumpingClock()
+    worker = build_worker(
+        worker_settings(postgres_url, DEADLINE_MARGIN_S=DEADLINE_MARGIN_S),
+        model=model,
+        connections=ApiGatewayConnections(region_name=REGION),
+        engine=worker_engine,
+        queue=SqsVisibility(endpoint_url=moto.endpoint_url),
+        clock=clock,
+    )
+    contexts: list[LambdaContext] = []
+
+    def context() -> LambdaContext:  # each invocation's Lambda context, its deadline on the test's clock
+        contexts.append(LambdaContext(function_name="worker", timeout_s=FUNCTION_TIMEOUT_S, clock=clock))
+        return contexts[-1]
+
+    esm = stack.start_worker(worker, visibility_timeout_s=60, context=context)
     with stack.client() as client:
         request = stack.submit("Write a lot", client.connection_id)
-        frames = client.read_until_end(request.turn_id)
-        assert esm.drain(timeout=10)
+        while text_of(client.turn_frames(request.turn_id)).count("word") < 20:
+            client.read(60)
+        # The turn must stop DEADLINE_MARGIN_S before the Lambda's deadline: that moment is now.
+        [invocation] = contexts
+        clock.jump_to(invocation.deadline - DEADLINE_MARGIN_S)
+        frames = client.read_until_end(request.turn_id, timeout_s=60)  # a hang guard, not a measure
+        assert esm.drain(timeout=60)
+    assert len(contexts) == 1  # one invocation: the turn was not handed back for lack of time
     assert_one_clean_attempt(frames)
     assert parts(frames)[-1] == {"type": "error", "errorText": FAILURES["deadline"].safe_text}
     turn = stack.turn(request.turn_id)
@@ -123,7 +163,8 @@ def test_the_lambda_deadline_ends_the_turn_with_its_partial_text_and_an_ending(
         "deadline",
     )
     assert turn.assistant_text == text_of(frames)  # the partial text, exactly as the client saw it
-    assert 0 < len(turn.assistant_text) < len(LONG_ANSWER) and LONG_ANSWER.startswith(turn.assistant_text)
+    assert turn.assistant_text.count("word") >= 20 and ENDLESS_ANSWER.startswith(turn.assistant_text)
+    assert len(turn.assistant_text) < len(ENDLESS_ANSWER)
     assert turn.usage_estimated and turn.output_tokens > 0
     assert turn.last_seq == chunks(frames)[-1]["seq"]
 

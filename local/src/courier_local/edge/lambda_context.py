@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -20,11 +21,13 @@ class LambdaContext:
     region: str = "us-east-1"
     account_id: str = "123456789012"
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    # Monotonic deadline, fixed when the context is built (= when the invocation starts).
-    _deadline: float = field(init=False, repr=False)
+    # The remaining time's time source: a test that injects the handler's clock passes it here too.
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    # The deadline on `clock`, fixed when the context is built (= when the invocation starts).
+    deadline: float = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._deadline = time.monotonic() + self.timeout_s
+        self.deadline = self.clock() + self.timeout_s
 
     @property
     def invoked_function_arn(self) -> str:
@@ -39,4 +42,4 @@ class LambdaContext:
         return f"local/[{self.function_version}]{self.aws_request_id.replace('-', '')}"
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+        return max(0, int((self.deadline - self.clock()) * 1000))

@@ -468,6 +468,10 @@ class _TurnExecution:
         outage_since: float | None = None
         while True:
             await asyncio.sleep(delay)
+            # The deadline on the runner's clock too (the timer set in run() waits on the loop's):
+            # an injected clock that is moved past it stops the turn here.
+            if (stop_at := self.stop_at) is not None and self.clock() >= stop_at:
+                self.stop(StopCause.DEADLINE)
             try:
                 control = await self.db.read_control()
                 if control.cancel_requested:
