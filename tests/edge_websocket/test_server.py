@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from collections.abc import Callable
 
@@ -42,9 +41,10 @@ def test_stopping_with_open_connections_closes_them_and_reports_disconnect(
     ws = harness.connect()
     ws.send(json.dumps({"action": "ping"}))
     ws.recv(timeout=5)
-    started = time.monotonic()
-    harness.server.stop()
-    assert time.monotonic() - started < 5
+    # Shut down within the graceful window, not forced after it: the server closed the open
+    # connection itself. 60 s bounds a hang; it measures nothing.
+    harness.server.stop(timeout_s=60)
+    assert not harness.server.forced_to_stop
     with pytest.raises(ConnectionClosed):
         ws.recv(timeout=5)
     ws.close()

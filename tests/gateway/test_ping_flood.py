@@ -1,10 +1,12 @@
 """One user floods pings over the local API Gateway; another user's pings stay fast.
 
 The real authorizer (dev issuer), the real gateway with its default fair-use limits, the local API
-Gateway and real `websockets` clients. The latency bound is deliberately generous (the median of 20
-pings under 100 ms, where an idle stack answers in a few ms): it is a user-visible promise, not a
-benchmark. That the flood is refused cheaply is proven without timing in test_fair_use.py (no query)
-and tests/edge_websocket/test_hardening.py (one connection never takes every handler thread).
+Gateway and real `websockets` clients. The latency bound is deliberately generous: the flood adds
+under 100 ms to the median of another user's pings, measured against a third user's pings on the
+same stack just before the flood (so a slow or loaded machine costs both sides alike; an idle stack
+answers in a few ms, and the bug this guards against cost seconds). It is a user-visible promise, not
+a benchmark. That the flood is refused cheaply is proven without timing in test_fair_use.py (no
+query) and tests/edge_websocket/test_hardening.py (one connection never takes every handler thread).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from .conftest import TEST_CURSOR_KEY, RecordingQueue
 
 FLOOD_FRAMES = 3_000
 VICTIM_PINGS = 20
-LATENCY_BOUND_S = 0.100  # generous on purpose: see the module docstring
+LATENCY_BOUND_S = 0.100  # what the flood may add, generous on purpose: see the module docstring
 
 
 @pytest.fixture
@@ -63,6 +65,17 @@ def open_as(url: str, issuer: DevIssuer, user: str) -> ClientConnection:
     return connect(url, subprotocols=["courier.v1", f"bearer.{token}"], open_timeout=10)  # type: ignore[list-item]
 
 
+def ping_latencies(connection: ClientConnection, count: int) -> list[float]:
+    """Seconds from each ping sent to its pong, one ping at a time."""
+    latencies = []
+    for _ in range(count):
+        started = time.perf_counter()
+        connection.send('{"action":"ping"}')
+        assert json.loads(connection.recv(timeout=10))["type"] == "pong"
+        latencies.append(time.perf_counter() - started)
+    return latencies
+
+
 def test_a_ping_flood_from_one_user_leaves_another_users_pings_fast(edge: Any) -> None:
     url, issuer = edge
     answers: Counter[str] = Counter()
@@ -81,18 +94,16 @@ def test_a_ping_flood_from_one_user_leaves_another_users_pings_fast(edge: Any) -
             connection.send('{"action":"ping"}')
         reader.join()
 
+    with open_as(url, issuer, "bob") as bystander:  # this machine, this stack, no flood
+        baseline = ping_latencies(bystander, VICTIM_PINGS)  # (the victim's own would spend its burst)
     with open_as(url, issuer, "mallory") as flooder, open_as(url, issuer, "alice") as victim:
         thread = threading.Thread(target=flood, args=(flooder,))
         thread.start()
         flooding.wait()
-        latencies = []
-        for _ in range(VICTIM_PINGS):
-            started = time.perf_counter()
-            victim.send('{"action":"ping"}')
-            assert json.loads(victim.recv(timeout=10))["type"] == "pong"
-            latencies.append(time.perf_counter() - started)
+        latencies = ping_latencies(victim, VICTIM_PINGS)
         thread.join()
 
     assert answers["rate_limited"] > FLOOD_FRAMES // 2, answers  # the flood was refused, mostly
     assert answers["pong"] + answers["rate_limited"] == FLOOD_FRAMES
-    assert statistics.median(latencies) < LATENCY_BOUND_S, latencies
+    added = statistics.median(latencies) - statistics.median(baseline)
+    assert added < LATENCY_BOUND_S, (latencies, baseline)

@@ -4,7 +4,6 @@ the local ConverseStream endpoint: streaming, tools, stopping for real, throttli
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +21,7 @@ pytestmark = pytest.mark.postgres
 
 MODEL_ID = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 LONG_ANSWER = " ".join(f"word{i}" for i in range(400))
+ENDLESS_ANSWER = " ".join(f"word{i}" for i in range(20_000))  # at 100 tokens/s, minutes
 GRACE_S = 0.3
 FLUSH_S = 0.05
 
@@ -114,8 +114,8 @@ def test_bedrock_tool_call_and_conversation_history(
 def test_client_disconnect_stops_generation_and_closes_the_bedrock_stream(
     stack: WorkerStack, postgres_url: str, worker_engine: Engine, bedrock: LocalBedrock
 ) -> None:
-    bedrock.script = BedrockScript.from_text(LONG_ANSWER)
-    bedrock.tokens_per_second = 100
+    bedrock.script = BedrockScript.from_text(ENDLESS_ANSWER)
+    bedrock.tokens_per_second = 100  # minutes of answer: only a stop ends this stream
     stack.start_worker(
         bedrock_worker(
             postgres_url, worker_engine, bedrock, LISTENER_GRACE_S=GRACE_S, FLUSH_INTERVAL_MS=FLUSH_S * 1000
@@ -124,20 +124,20 @@ def test_client_disconnect_stops_generation_and_closes_the_bedrock_stream(
     with stack.client() as client:
         request = stack.submit("Write a lot", client.connection_id)
         while text_of(client.turn_frames(request.turn_id)).count("word") < 10:
-            client.read(5)
+            client.read(60)
         client.websocket.close()
-        closed_at, events_at_close = time.monotonic(), bedrock.events_sent
-    assert stack.esm is not None and stack.esm.drain(timeout=15)
+    # Generous: these bound a hang (a stream left running would take minutes), they measure nothing.
+    assert stack.esm is not None and stack.esm.drain(timeout=60)
     turn = stack.turn(request.turn_id)
     assert turn.status == TurnStatus.INTERRUPTED.value
-    assert LONG_ANSWER.startswith(turn.assistant_text) and turn.assistant_text.count("word") >= 10
+    assert ENDLESS_ANSWER.startswith(turn.assistant_text) and turn.assistant_text.count("word") >= 10
+    # The worker closed Bedrock's stream before its end: generation stopped, not merely unheard.
     request_seen = bedrock.last_request
     assert request_seen.client_closed and not request_seen.completed
-    # Stopped within grace + one flush interval (+ a little for the stop itself), at 100 events/s.
-    events_after_close = bedrock.events_sent - events_at_close
-    assert events_after_close <= (GRACE_S + FLUSH_S + 0.15) * 100, events_after_close
-    assert bedrock.events_sent < len(LONG_ANSWER.split()) / 2
-    assert time.monotonic() - closed_at < 10
+    assert len(bedrock.requests) == 1  # and was not asked again
+    assert bedrock.events_sent < len(ENDLESS_ANSWER.split())
+    # How soon after the disconnect (LISTENER_GRACE_S, a real-time timer) is not measured here: a
+    # figure in events per second is a benchmark's.
 
 
 def test_cancel_mid_answer_sends_abort_and_keeps_the_partial_text(

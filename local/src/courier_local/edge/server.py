@@ -127,6 +127,7 @@ class RunningServer:
         self._socket = sock
         self._stage = stage
         self.host, self.port = sock.getsockname()[:2]
+        self.forced_to_stop = False  # stop() had to force the server out (its graceful window ran out)
         self._thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{self.port}", daemon=True
         )
@@ -165,10 +166,13 @@ class RunningServer:
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop serving: gracefully (open connections closed) within `timeout_s`, else forced
+        (`forced_to_stop` says which)."""
         self._server.should_exit = True
         if self._thread.is_alive():
             self._thread.join(timeout_s)
             if self._thread.is_alive():  # open connections outlived the graceful window
+                self.forced_to_stop = True
                 self._server.force_exit = True
                 self._thread.join(timeout_s)
         self._socket.close()
