@@ -8,7 +8,6 @@ import json
 import signal
 import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 # What the offline model does with them (courier_local.offline_model): a tool call, then filler words.
 TOOL_PROMPT = "What is the time in Asia/Tokyo?"
 LONG_PROMPT = "lorem 120"  # 3 s at the stack's 40 tokens/s: long enough to cancel or drop mid-answer
+CANCEL_WORDS = 4_000  # 100 s at 40 tokens/s: only a cancel ends it within the test's hang guard
 
 
 def user() -> str:
@@ -73,11 +73,13 @@ async def test_cancel_stops_the_answer_and_keeps_the_partial_text(dev_stack: Dev
             cancel.set()
 
     async with ChatConnection(dev_stack.ws_url, dev_stack.token(user())) as connection:
-        started = time.monotonic()
+        # 60 s bounds a hang (an answer the cancel did not stop takes 100 s); it measures nothing.
         result = await asyncio.wait_for(
-            connection.run_turn(LONG_PROMPT, on_update=cancel_after_some_text, cancel_event=cancel), 30
+            connection.run_turn(
+                f"lorem {CANCEL_WORDS}", on_update=cancel_after_some_text, cancel_event=cancel
+            ),
+            60,
         )
-        stopped_after_s = time.monotonic() - started
         history = await connection.history(result.conversation_id)
 
     assert result.status == "cancelled"
@@ -85,7 +87,7 @@ async def test_cancel_stops_the_answer_and_keeps_the_partial_text(dev_stack: Dev
     [stored] = history["turns"]
     assert stored["status"] == "cancelled"
     assert stored["assistantText"] == result.text
-    assert stopped_after_s < 5, f"the turn took {stopped_after_s:.1f} s to stop"
+    assert len(result.text.split()) < CANCEL_WORDS  # stopped before its end
 
 
 async def test_a_dropped_connection_resumes_the_turn_without_gaps(dev_stack: DevStack) -> None:
