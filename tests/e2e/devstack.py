@@ -27,9 +27,7 @@ from iam_plugin import AWS_CALLS_DIR_VARIABLE
 
 from courier_local.load import stack_environment
 
-READY_WITHIN_S = (
-    45.0  # generous for a loaded machine; test_shutdown_is_clean_on_postgres checks the 15 s promise
-)
+READY_WITHIN_S = 45.0  # generous for a loaded machine: it bounds a hang, it is no promise of speed
 
 
 def courier_command() -> list[str]:

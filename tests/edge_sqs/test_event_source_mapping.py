@@ -152,7 +152,7 @@ def test_whole_batch_is_retried(sqs: Any, turn_queues: QueueUrls, first_response
     recorder = Recorder(respond)
     with EventSourceMapping(sqs, turn_queues.queue_url, recorder, max_concurrency=1) as esm:
         wait_until(lambda: sorted(recorder.bodies()) == ["a", "a", "b", "b"])
-        assert esm.drain(5)
+        assert esm.drain(60)
     retried = [r for batch in recorder.batches[1:] for r in batch]
     assert {r["attributes"]["ApproximateReceiveCount"] for r in retried} == {"2"}
 
@@ -162,7 +162,7 @@ def test_success_deletes_the_batch(sqs: Any, turn_queues: QueueUrls) -> None:
         send(sqs, turn_queues.queue_url, body, group=body)
     recorder = Recorder(lambda records, call: {"batchItemFailures": []})
     with EventSourceMapping(sqs, turn_queues.queue_url, recorder) as esm:
-        assert esm.drain(5)
+        assert esm.drain(60)
     assert sorted(recorder.bodies()) == ["a", "b", "c"]
     assert queue_depth(sqs, turn_queues.queue_url) == 0
 
@@ -172,7 +172,7 @@ def test_poison_message_reaches_the_dlq_after_max_receive_count(sqs: Any, turn_q
         send(sqs, turn_queues.queue_url, body, group=body)
     recorder = Recorder(fail_bodies("poison"))
     with EventSourceMapping(sqs, turn_queues.queue_url, recorder) as esm:
-        assert esm.drain(8)
+        assert esm.drain(60)
     assert sorted(recorder.bodies()) == ["ok-1", "ok-2", "poison", "poison"]  # maxReceiveCount = 2
     assert receive_all(sqs, turn_queues.dlq_url) == ["poison"]
 
@@ -190,7 +190,7 @@ def test_fifo_group_order_is_kept_across_a_retry(sqs: Any, turn_queues: QueueUrl
 
     recorder = Recorder(respond)
     with EventSourceMapping(sqs, turn_queues.queue_url, recorder, batch_size=2, max_concurrency=2) as esm:
-        assert esm.drain(8)
+        assert esm.drain(60)
     assert [r["body"] for r in recorder.batches[0]] == ["m1", "m2"]
     assert processed == bodies
 
@@ -222,7 +222,7 @@ def test_one_batch_in_flight_per_group_and_groups_in_parallel(sqs: Any, turn_que
                 in_flight[group] -= 1
 
     with EventSourceMapping(sqs, turn_queues.queue_url, handler, batch_size=1, max_concurrency=3) as esm:
-        assert esm.drain(8)
+        assert esm.drain(60)
     assert overlaps == []
     assert order == {group: [f"{group}-{i}" for i in range(4)] for group in ("g1", "g2")}
     assert most_in_flight == 2  # the two groups did run side by side
@@ -234,7 +234,7 @@ def test_duplicate_within_the_dedup_window_is_dropped(sqs: Any, turn_queues: Que
     send(sqs, turn_queues.queue_url, "next turn", dedup="turn-2")
     recorder = Recorder()
     with EventSourceMapping(sqs, turn_queues.queue_url, recorder) as esm:
-        assert esm.drain(5)
+        assert esm.drain(60)
     assert recorder.bodies() == ["first", "next turn"]
 
 
@@ -261,7 +261,7 @@ def test_powertools_fifo_processor_retries_the_failure_and_everything_after_it(
         )
 
     with EventSourceMapping(sqs, turn_queues.queue_url, handler) as esm:
-        assert esm.drain(8)
+        assert esm.drain(60)
     assert processed == ["m1", "m2", "m3"]
 
 
@@ -275,7 +275,7 @@ def test_powertools_logger_accepts_the_local_context(sqs: Any, turn_queues: Queu
 
     send(sqs, turn_queues.queue_url, "x")
     with EventSourceMapping(sqs, turn_queues.queue_url, handler, function_name="courier-worker") as esm:
-        assert esm.drain(5)
+        assert esm.drain(60)
     line = json.loads(output.getvalue().splitlines()[-1])
     assert line["function_name"] == "courier-worker"
     assert line["function_request_id"]

@@ -47,7 +47,7 @@ class Client:
     connection_id: str
     frames: list[dict[str, Any]] = field(default_factory=list)
 
-    def read_until_end(self, turn_id: uuid.UUID, timeout_s: float = 20.0) -> list[dict[str, Any]]:
+    def read_until_end(self, turn_id: uuid.UUID, timeout_s: float = 60.0) -> list[dict[str, Any]]:
         """Frames of the turn until its finish, abort or error chunk, or a snapshot of the ended turn
         (what a resume after the end gets: no chunks follow)."""
         deadline = time.monotonic() + timeout_s

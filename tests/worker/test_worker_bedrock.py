@@ -169,7 +169,7 @@ def test_throttling_beyond_the_budget_fails_the_turn_with_an_error_chunk_and_ack
     with stack.client() as client:
         request = stack.submit("Hello?", client.connection_id)
         frames = client.read_until_end(request.turn_id)
-    assert esm.drain(timeout=10)
+    assert esm.drain(timeout=60)
     last = chunks(frames)[-1]["chunk"]
     assert last == {
         "type": "error",
@@ -191,7 +191,7 @@ def test_an_invalid_model_id_fails_the_turn_once(
     with stack.client() as client:
         request = stack.submit("Hello?", client.connection_id)
         frames = client.read_until_end(request.turn_id)
-    assert esm.drain(timeout=10)
+    assert esm.drain(timeout=60)
     assert chunks(frames)[-1]["chunk"]["type"] == "error"
     assert stack.turn(request.turn_id).error_code == "model_rejected"
     assert len(bedrock.requests) == 1

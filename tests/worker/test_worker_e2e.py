@@ -139,7 +139,7 @@ def test_the_same_record_twice_streams_one_answer(
         stack.enqueue(body, group_id=request.group_id, dedup_id="second")
         esm = stack.start_worker(make_worker(postgres_url, worker_engine, model))
         client.read_until_end(request.turn_id)
-        assert esm.drain(timeout=10)
+        assert esm.drain(timeout=60)
         time.sleep(0.2)
         frames = client.turn_frames(request.turn_id)
     starts = [f for f in chunks(frames) if f["chunk"]["type"] == "start"]
@@ -158,7 +158,7 @@ def test_a_poison_record_goes_to_the_dlq_and_the_rest_of_the_batch_completes(
         stack.enqueue(good.model_dump_json(), group_id=good.group_id, dedup_id=good.deduplication_id)
         esm = stack.start_worker(make_worker(postgres_url, worker_engine, model))
         client.read_until_end(good.turn_id)
-        assert esm.drain(timeout=15)
+        assert esm.drain(timeout=60)
     assert stack.turn(good.turn_id).status == TurnStatus.COMPLETED.value
     assert stack.dlq_bodies() == ["this is not a turn request"]
 
@@ -289,7 +289,7 @@ def test_a_crashing_tool_sends_a_tool_error_and_the_answer_goes_on(
     with stack.client() as client:
         request = stack.submit("Break", client.connection_id)
         frames = client.read_until_end(request.turn_id)
-    assert esm.drain(timeout=10)
+    assert esm.drain(timeout=60)
     for frame in frames:
         parse_server_frame(json.dumps(frame))
     parts = [f["chunk"] for f in chunks(frames)]
@@ -397,7 +397,7 @@ def test_with_no_listener_and_no_grace_the_turn_stops_at_once(
     model = ScriptedModel([{"text": " ".join(["never"] * 200)}], delay_s=0.01)
     esm = stack.start_worker(make_worker(postgres_url, worker_engine, model, LISTENER_GRACE_S=0))
     request = stack.submit("Anyone?", None)
-    assert esm.drain(timeout=10)
+    assert esm.drain(timeout=60)
     turn = stack.turn(request.turn_id)
     assert (turn.status, turn.stop_reason) == (TurnStatus.INTERRUPTED.value, "no_listeners")
     assert model.tokens_sent <= 1

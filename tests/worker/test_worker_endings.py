@@ -69,7 +69,7 @@ def test_cancelling_a_queued_turn_sends_its_listeners_abort_once(
         )
         esm = stack.start_worker(make_worker(postgres_url, worker_engine, model, moto))
         frames = client.read_until_end(request.turn_id)
-        assert esm.drain(timeout=10)
+        assert esm.drain(timeout=60)
     assert_one_clean_attempt(frames)
     assert [p["type"] for p in parts(frames)] == ["start", "abort"]
     assert model.calls == []
@@ -178,7 +178,7 @@ def test_a_tool_loop_stops_after_max_agent_cycles(
     with stack.client() as client:
         request = stack.submit("What time is it, really?", client.connection_id)
         frames = client.read_until_end(request.turn_id)
-        assert esm.drain(timeout=10)
+        assert esm.drain(timeout=60)
     assert_one_clean_attempt(frames)
     assert len(model.calls) == 3
     assert parts(frames)[-1] == {"type": "error", "errorText": FAILURES["too_many_steps"].safe_text}
@@ -205,7 +205,7 @@ def test_an_unreadable_record_is_logged_with_its_message_id_and_hurried_to_the_d
     # A real queue's visibility timeout: the record reaches the DLQ in seconds only if the worker
     # hands it back at once.
     esm = stack.start_worker(make_worker(postgres_url, worker_engine, model, moto), visibility_timeout_s=60)
-    assert esm.drain(timeout=20)
+    assert esm.drain(timeout=60)
     assert stack.dlq_bodies() == ['{"turn_id": "not a uuid"}']
     unreadable = [r for r in caplog.records if r.getMessage() == "unreadable turn request: the record fails"]
     # Every delivery until the queue gives up (the declared maxReceiveCount), each with its message id.
