@@ -79,6 +79,8 @@ def words_seen(client: Client, turn_id: uuid.UUID) -> int:
 
 
 def read_until(client: Client, condition: Callable[[], bool], timeout_s: float) -> None:
+    """Read frames until `condition()` holds; `timeout_s` bounds a hang (a negative check may pass
+    a short one: the condition must not hold in that window)."""
     deadline = time.monotonic() + timeout_s
     while not condition():
         client.read(max(0.01, deadline - time.monotonic()))
@@ -105,7 +107,7 @@ def test_database_connections_terminated_mid_answer_do_not_stop_the_answer(
             request = stack.submit("Go", client.connection_id)
             # A real queue's visibility timeout: a retried record would come far too late for this test.
             esm = stack.start_worker(worker, visibility_timeout_s=60)
-            read_until(client, lambda: words_seen(client, request.turn_id) >= 5, 10)
+            read_until(client, lambda: words_seen(client, request.turn_id) >= 5, 60)
             # Every worker connection, killed as it reconnects, until the client has had 60 more words
             # (~2 s of saves running into the terminations): text that stopped while the database
             # was being killed would never end this loop (60 s bounds a hang).
@@ -151,11 +153,11 @@ def test_database_refusing_connections_mid_answer_the_text_flows_and_the_end_wai
     with stack.client() as client:
         request = stack.submit("Go", client.connection_id)
         esm = stack.start_worker(worker, visibility_timeout_s=60)
-        read_until(client, lambda: text_of(client.turn_frames(request.turn_id)).count("part") >= 5, 10)
+        read_until(client, lambda: text_of(client.turn_frames(request.turn_id)).count("part") >= 5, 60)
         proxy.stop()  # refused from now on; open connections cut
         down_since = time.monotonic()
         # The whole answer reaches the client while the database is away...
-        read_until(client, lambda: text_of(client.turn_frames(request.turn_id)) == ANSWER, 10)
+        read_until(client, lambda: text_of(client.turn_frames(request.turn_id)) == ANSWER, 60)
         # ...but not its ending: the turn is stored first, and the final write waits for the database.
         with pytest.raises(TimeoutError):
             read_until(
@@ -194,11 +196,11 @@ def test_an_outage_longer_than_the_budget_ends_the_attempt_with_an_error_and_ret
         request = stack.submit("Go", client.connection_id)
         # 60 s: only the worker's ChangeMessageVisibility can bring the record back within the test.
         esm = stack.start_worker(worker, visibility_timeout_s=60)
-        read_until(client, lambda: text_of(client.turn_frames(request.turn_id)).count("part") >= 5, 10)
+        read_until(client, lambda: text_of(client.turn_frames(request.turn_id)).count("part") >= 5, 60)
         proxy.stop()
         # The attempt gives up while the database is still away, and says so at once.
         read_until(
-            client, lambda: chunks(client.turn_frames(request.turn_id))[-1]["chunk"]["type"] == "error", 10
+            client, lambda: chunks(client.turn_frames(request.turn_id))[-1]["chunk"]["type"] == "error", 60
         )
         proxy.start()
         deadline = time.monotonic() + 30
