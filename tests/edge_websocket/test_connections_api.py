@@ -80,11 +80,14 @@ def test_posts_up_to_128_kb_are_delivered_and_larger_ones_are_payload_too_large(
 
 
 def test_posts_count_as_activity_for_the_idle_timeout(start_gateway: Callable[..., Harness]) -> None:
-    harness = start_gateway(idle_timeout_s=1.0)
+    # Posts 0.1 s apart for twice the idle timeout. The timeout is 3 s, thirty gaps' worth, so only
+    # a post that did not count as activity can close the connection, not a slow machine.
+    harness = start_gateway(idle_timeout_s=3.0)
     client = harness.management_client()
     with harness.connect() as ws:
         connection_id = harness.connection_id_of_last_connect()
-        for _ in range(20):  # over 2 s of posts (twice the idle timeout), 0.1 s apart
+        until = time.monotonic() + 2 * 3.0
+        while time.monotonic() < until:
             client.post_to_connection(ConnectionId=connection_id, Data=b"tick")
             assert ws.recv(timeout=5) == "tick"
             time.sleep(0.1)
