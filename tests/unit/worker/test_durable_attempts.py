@@ -20,9 +20,8 @@ from courier_shared.db.store import Owner
 from courier_shared.protocol import TurnStatus
 from courier_shared.queue import TurnRequest
 from courier_worker.failures import FAILURES
-from courier_worker.settings import WorkerSettings
 from courier_worker.tools import CourierTool, ToolRegistry
-from courier_worker.turn import TurnRunner
+from unit.worker.turn_runner import FAST_SETTINGS, fake_turn_runner
 
 pytestmark = pytest.mark.anyio
 OWNER = Owner("acme", "user-1")
@@ -31,9 +30,6 @@ LISTENER = "conn-1="
 
 class WorkerDied(BaseException):
     """The process died mid-answer (a Lambda timeout, kill -9): nothing after it runs."""
-
-
-SETTINGS = WorkerSettings.model_validate({"CONTROL_POLL_MS": 20, "MODEL_RETRY_DELAY_S": 0})
 
 
 def queued_turn(
@@ -77,26 +73,6 @@ def dying_tool_turn() -> tuple[ToolRegistry, ScriptedModel, list[str]]:
     return tools, model, lookups
 
 
-def runner_of(
-    store: MemoryChatStore,
-    model: ScriptedModel,
-    poster: RecordingPoster,
-    tools: ToolRegistry,
-    clock: FakeClock,
-) -> TurnRunner:
-    """A worker container's runner (a fresh one per attempt: the dead worker's state is gone)."""
-    return TurnRunner(
-        settings=SETTINGS,
-        store=store,
-        model=model,
-        poster=poster,
-        bodies=None,
-        tools=tools,
-        clock=clock.monotonic,
-        wall_clock=clock,
-    )
-
-
 async def test_a_retry_after_a_crash_between_two_tool_steps_goes_on_without_running_the_tool_again() -> None:
     tools, model, lookups = dying_tool_turn()
     store, poster, clock = MemoryChatStore(), RecordingPoster(), FakeClock()
@@ -104,12 +80,12 @@ async def test_a_retry_after_a_crash_between_two_tool_steps_goes_on_without_runn
     turn_id = request.turn_id
 
     with pytest.raises(WorkerDied):
-        await runner_of(store, model, poster, tools, clock).run(request)
+        await fake_turn_runner(store, model, poster, clock, tools).run(request)
     with store.unit_of_work() as repo:
         assert repo.find_turn(OWNER, turn_id).status is TurnStatus.STREAMING  # left as a crash leaves it
-    clock.advance(SETTINGS.lease_s + 1)  # the dead worker's lease lapses
+    clock.advance(FAST_SETTINGS.lease_s + 1)  # the dead worker's lease lapses
 
-    report = await runner_of(store, model, poster, tools, clock).run(request)  # the queue's retry
+    report = await fake_turn_runner(store, model, poster, clock, tools).run(request)  # the queue's retry
 
     assert lookups == ["Paris"]  # the tool ran once
     assert len(model.calls) == 3  # the first step was not asked of the model again
@@ -148,9 +124,9 @@ async def test_nothing_is_saved_before_the_first_tool_call() -> None:
     request = queued_turn(store, clock, "Hello")
 
     with pytest.raises(WorkerDied):
-        await runner_of(store, ScriptedModel([{"raise": WorkerDied()}]), poster, ToolRegistry(), clock).run(
-            request
-        )
+        await fake_turn_runner(
+            store, ScriptedModel([{"raise": WorkerDied()}]), poster, clock, ToolRegistry()
+        ).run(request)
 
     with store.unit_of_work() as repo:
         assert repo.session_record(request.turn_id, "session", "", -1) is None
@@ -163,7 +139,7 @@ async def test_a_dead_lettered_turn_tells_an_sdk_request_of_its_earlier_attempt_
     request = queued_turn(store, clock, "Hello", "sdk-conn=", request_id="SENT")
     with store.unit_of_work() as repo:
         repo.start_attempt(OWNER, request.turn_id, "scripted-test-model", clock())  # then the worker died
-    ender = runner_of(store, ScriptedModel([]), poster, ToolRegistry(), clock).ender()
+    ender = fake_turn_runner(store, ScriptedModel([]), poster, clock, ToolRegistry()).ender()
 
     assert await ender.end_dead_lettered(request) is TurnStatus.FAILED
 

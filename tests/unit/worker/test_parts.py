@@ -18,9 +18,8 @@ from courier_shared.protocol import TurnStatus
 from courier_shared.queue import TurnRequest
 from courier_worker.accounting import UsageMeter
 from courier_worker.parts import CRASHED_TOOL_TEXT, PartWriter
-from courier_worker.settings import WorkerSettings
 from courier_worker.tools import ToolRegistry, default_tools
-from courier_worker.turn import TurnRunner
+from unit.worker.turn_runner import fake_turn_runner
 
 pytestmark = pytest.mark.anyio
 OWNER = Owner("acme", "user-1")
@@ -40,16 +39,7 @@ def prepare(model: ScriptedModel, *, tools: ToolRegistry | None = None) -> tuple
             origin_connection_id=LISTENER,
             callback_url="https://abc123.execute-api.us-east-1.amazonaws.com/prod",
         )
-    runner = TurnRunner(
-        settings=WorkerSettings.model_validate({"CONTROL_POLL_MS": 20, "MODEL_RETRY_DELAY_S": 0}),
-        store=store,
-        model=model,
-        poster=poster,
-        bodies=None,
-        tools=tools or default_tools(),
-        clock=clock.monotonic,  # frozen: text after the first coalesces until a structural part
-        wall_clock=clock,
-    )
+    runner = fake_turn_runner(store, model, poster, clock, tools or default_tools())
     return request, runner, store, poster
 
 

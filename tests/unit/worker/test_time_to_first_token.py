@@ -21,14 +21,12 @@ from worker.scripted_model import ScriptedModel
 from courier_shared.db.store import Owner
 from courier_shared.protocol import TurnStatus
 from courier_shared.queue import TurnRequest
-from courier_worker.settings import WorkerSettings
 from courier_worker.tools import CourierTool, ToolInputError, ToolRegistry
-from courier_worker.turn import TurnRunner
+from unit.worker.turn_runner import fake_turn_runner
 
 pytestmark = pytest.mark.anyio
 OWNER = Owner("acme", "user-1")
 LISTENER = "conn-1="
-SETTINGS = WorkerSettings.model_validate({"CONTROL_POLL_MS": 20, "MODEL_RETRY_DELAY_S": 0})
 
 
 class ThinkingModel(ScriptedModel):
@@ -58,25 +56,6 @@ def queued_turn(store: MemoryChatStore, clock: FakeClock, text: str = "Hi") -> T
     )
 
 
-def runner(
-    store: MemoryChatStore,
-    model: ScriptedModel,
-    poster: RecordingPoster,
-    clock: FakeClock,
-    tools: ToolRegistry,
-) -> TurnRunner:
-    return TurnRunner(
-        settings=SETTINGS,
-        store=store,
-        model=model,
-        poster=poster,
-        bodies=None,
-        tools=tools,
-        clock=clock.monotonic,
-        wall_clock=clock,
-    )
-
-
 def parts(poster: RecordingPoster) -> list[dict[str, Any]]:
     return [frame["chunk"] for frame in poster.frames[LISTENER] if frame.get("type") == "chunk"]
 
@@ -87,7 +66,7 @@ async def test_time_to_first_token_runs_from_the_accepted_message_to_the_first_t
     clock.advance(2.0)  # the turn waits in the queue
     model = ThinkingModel([{"text": "Hello there."}], clock, think_s=0.25)  # the model thinks
 
-    report = await runner(store, model, poster, clock, ToolRegistry()).run(request)
+    report = await fake_turn_runner(store, model, poster, clock, ToolRegistry()).run(request)
 
     assert report.status is TurnStatus.COMPLETED
     assert report.time_to_first_token_ms == 2250  # the figure the TimeToFirstToken metric publishes
@@ -102,7 +81,7 @@ async def test_a_turn_that_posted_no_answer_text_has_no_time_to_first_token() ->
     request = queued_turn(store, clock)
     model = ThinkingModel([{"raise": RuntimeError("the model broke")}], clock, think_s=0.1)
 
-    report = await runner(store, model, poster, clock, ToolRegistry()).run(request)
+    report = await fake_turn_runner(store, model, poster, clock, ToolRegistry()).run(request)
 
     assert report.status is TurnStatus.FAILED and report.time_to_first_token_ms is None
     with store.unit_of_work() as repo:
@@ -130,7 +109,7 @@ async def test_each_tool_call_is_stored_with_the_answer_text_before_it_and_a_fai
         think_s=0.1,
     )
 
-    report = await runner(store, model, poster, clock, tools).run(request)
+    report = await fake_turn_runner(store, model, poster, clock, tools).run(request)
 
     assert report.status is TurnStatus.COMPLETED
     with store.unit_of_work() as repo:
