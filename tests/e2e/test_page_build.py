@@ -26,29 +26,21 @@ def digests(directory: Path) -> dict[str, str]:
     }
 
 
-def test_the_shipped_page_is_what_the_sources_build(tmp_path: Path) -> None:
+def npm_exec(*command: str) -> None:
+    """Run one of web/'s locked tools (`npm exec`), failing the test with its output."""
     npm = shutil.which("npm")
     if npm is None or not (SOURCES / "node_modules").is_dir():
         pytest.fail("web/node_modules is missing: `make e2e` installs it (npm ci from web/package-lock.json)")
-    typecheck = subprocess.run(
-        [npm, "exec", "--", "tsc", "--noEmit"],
-        cwd=SOURCES,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    done = subprocess.run(
+        [npm, "exec", "--", *command], cwd=SOURCES, capture_output=True, text=True, timeout=300, check=False
     )
-    assert typecheck.returncode == 0, typecheck.stdout + typecheck.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_shipped_page_is_what_the_sources_build(tmp_path: Path) -> None:
+    npm_exec("tsc", "--noEmit")
     out = tmp_path / "page"
-    build = subprocess.run(
-        [npm, "exec", "--", "vite", "build", "--outDir", str(out), "--emptyOutDir", "--logLevel", "error"],
-        cwd=SOURCES,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert build.returncode == 0, build.stdout + build.stderr
+    npm_exec("vite", "build", "--outDir", str(out), "--emptyOutDir", "--logLevel", "error")
 
     built, shipped = digests(out), digests(SHIPPED)
     assert sorted(built) == sorted(shipped), "run `make web`: the shipped files differ from the build's"
