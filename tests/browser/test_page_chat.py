@@ -249,3 +249,20 @@ def test_the_longest_message_in_its_costliest_encoding_still_fits_one_frame(open
     assert chat.page.get_by_test_id("composer-reason").count() == 0
     assert answer.get_attribute("data-status") == "completed"
     assert chat.page.get_by_test_id("connection").inner_text() == "connected"
+
+
+def test_a_streaming_answer_is_its_own_heartbeat_and_costs_no_pings(open_page: Any) -> None:
+    # The heartbeat pings only after a few silent seconds: every ping is an API Gateway message
+    # (billed, and the stage's ping route has a small share of its throttle).
+    chat: ChatPage = open_page(DESKTOP)
+    sent: list[str] = []
+    chat.page.on(
+        "websocket", lambda socket: socket.on("framesent", lambda payload: sent.append(str(payload)))
+    )
+    chat.sign_in("page-heartbeat")
+
+    chat.send("lorem 150")  # 6 s at 25 tokens/s: twice the silence that would send a ping
+    chat.wait_answers_finished(1)
+
+    assert [frame for frame in sent if '"type":"ping"' in frame.replace(" ", "")] == []
+    assert any('"type":"send"' in frame.replace(" ", "") for frame in sent)  # the frames were seen

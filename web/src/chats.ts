@@ -27,6 +27,8 @@ const NETWORK_ERROR = /^WebSocket chat (network connection|transport was closed)
 const RETRY_NOTICE = 'resume the chat to follow it';
 const HISTORY_PAGE = 50;
 
+type TransportOptions = NonNullable<ConstructorParameters<typeof WebSocketChatTransport<CourierMessage>>[0]>;
+
 export interface ChatEntry {
   chat: Chat<CourierMessage>;
   /** History is loaded (or the chat is new). */
@@ -47,9 +49,19 @@ export class ChatRegistry {
     private readonly connection: CourierConnection,
     private readonly events: ChatEvents,
   ) {
+    // The transport's socket tells the heartbeat when it hears from Courier: a streaming answer
+    // needs no pings.
+    class HeardWebSocket extends WebSocket {
+      constructor(url: string | URL, protocols?: string | string[]) {
+        super(url, protocols);
+        this.addEventListener('message', () => connection.heard());
+      }
+    }
     this.transport = new WebSocketChatTransport<CourierMessage>({
       url: connection.url,
       protocols: connection.protocols,
+      // The browser's WebSocket, which the SDK's structural type does not name exactly.
+      webSocket: HeardWebSocket as unknown as TransportOptions['webSocket'],
       // Courier keeps the history: only the new message travels, so a long chat never builds a
       // frame over API Gateway's 32 KB.
       prepareSendMessagesRequest: ({ messages }) => ({ messages: messages.slice(-1) }),

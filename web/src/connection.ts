@@ -1,8 +1,9 @@
 // Courier's own requests (listConversations, getHistory, cancel, ping) on a socket of their own, in
 // the `{type, requestId}` envelope (docs/protocol.md); the AI SDK's transport has its own socket.
 // This socket also carries the heartbeat that notices a network that went silent: a socket whose
-// peer vanished raises no event, so while an answer is expected the page pings and treats a missing
-// pong as a lost connection.
+// peer vanished raises no event, so while an answer is expected and nothing has been heard for a
+// few seconds (on this socket or the transport's), the page pings, and a ping that hears nothing
+// back means a lost connection. A streaming answer is its own heartbeat: it costs no pings.
 
 export type Link = 'connecting' | 'online' | 'reconnecting' | 'refused' | 'expired';
 
@@ -17,8 +18,9 @@ export class CourierError extends Error {
 }
 
 export interface Timings {
-  /** Between pings while an answer is queued or streaming: a loss is noticed within this plus the pong wait. */
-  busyPingMs: number;
+  /** While an answer is queued or streaming, this long without hearing anything sends a ping: a
+   * loss is noticed within this, plus a second, plus the pong wait. */
+  busySilenceMs: number;
   /** Between pings otherwise (also keeps the connection inside API Gateway's 10-minute idle timeout). */
   idlePingMs: number;
   pongWaitMs: number;
@@ -26,7 +28,7 @@ export interface Timings {
   openTimeoutMs: number;
 }
 
-export const TIMINGS: Timings = { busyPingMs: 3000, idlePingMs: 60000, pongWaitMs: 3000, requestTimeoutMs: 15000, openTimeoutMs: 6000 };
+export const TIMINGS: Timings = { busySilenceMs: 3000, idlePingMs: 60000, pongWaitMs: 3000, requestTimeoutMs: 15000, openTimeoutMs: 6000 };
 
 interface Pending {
   resolve: (frame: Record<string, unknown>) => void;
@@ -38,6 +40,7 @@ interface Pending {
 // had an open socket, means the token is refused (a browser is not told the upgrade's status).
 const REFUSALS_BEFORE_SIGN_IN = 2;
 const MAX_BACKOFF_MS = 8000;
+const BUSY_CHECK_MS = 1000;
 
 export class CourierConnection {
   link: Link = 'connecting';
@@ -50,6 +53,7 @@ export class CourierConnection {
   private busy = false;
   private stopped = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private lastHeardAt = 0;
   private pingTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
@@ -85,6 +89,11 @@ export class CourierConnection {
     if (busy === this.busy) return;
     this.busy = busy;
     if (this.link === 'online') this.schedulePing();
+  }
+
+  /** Something arrived from Courier (on any of the page's sockets): the network is alive. */
+  heard(): void {
+    this.lastHeardAt = Date.now();
   }
 
   request(type: string, fields: Record<string, unknown> = {}, timeoutMs = this.timings.requestTimeoutMs): Promise<Record<string, unknown>> {
@@ -153,6 +162,7 @@ export class CourierConnection {
   }
 
   private receive(text: string): void {
+    this.heard();
     let frame: Record<string, unknown>;
     try {
       frame = JSON.parse(text);
@@ -187,19 +197,24 @@ export class CourierConnection {
 
   private schedulePing(): void {
     clearTimeout(this.pingTimer);
-    this.pingTimer = setTimeout(() => this.ping(), this.busy ? this.timings.busyPingMs : this.timings.idlePingMs);
+    // Busy: look every second whether the page has been silent too long; idle: ping now and then.
+    this.pingTimer = setTimeout(() => this.ping(), this.busy ? BUSY_CHECK_MS : this.timings.idlePingMs);
   }
 
   private async ping(): Promise<void> {
     const socket = this.socket;
+    const sentAt = Date.now();
+    if (this.busy && sentAt - this.lastHeardAt < this.timings.busySilenceMs) return this.schedulePing();
     try {
       await this.request('ping', {}, this.timings.pongWaitMs);
-      if (this.socket === socket) this.schedulePing();
     } catch (error) {
       if (this.socket !== socket || !socket) return;
-      if (error instanceof CourierError && error.code === 'rate_limited') return this.schedulePing();
-      // No pong: the network went silent. Give the socket up, as if it had closed, and reconnect.
-      this.lost(socket, { refused: false });
+      // Anything heard since the ping (a throttled route's error, an answer's chunk) is alive too.
+      if (!(error instanceof CourierError && error.code === 'rate_limited') && this.lastHeardAt < sentAt) {
+        // Nothing at all: the network went silent. Give the socket up, as if it had closed.
+        return this.lost(socket, { refused: false });
+      }
     }
+    if (this.socket === socket) this.schedulePing();
   }
 }
