@@ -20,14 +20,8 @@ from typing import Any
 import pytest
 from fakes import MemoryChatStore, MemoryRepository, RecordingPoster
 from support import FakeClock
-from unit.worker.test_durable_attempts import (
-    OWNER,
-    SETTINGS,
-    WorkerDied,
-    dying_tool_turn,
-    queued_turn,
-    runner_of,
-)
+from unit.worker.test_durable_attempts import OWNER, WorkerDied, dying_tool_turn, queued_turn
+from unit.worker.turn_runner import FAST_SETTINGS, fake_turn_runner
 from websockets.sync.server import ServerConnection, serve
 
 from courier_shared.protocol import TurnStatus
@@ -54,8 +48,8 @@ def worker_frames(monkeypatch: pytest.MonkeyPatch) -> Played:
     store, poster, clock = MemoryChatStore(), RecordingPoster(), FakeClock()
     request = queued_turn(store, clock, "What time is it in Paris?", SENDER, request_id="SENT")
     with pytest.raises(WorkerDied):
-        asyncio.run(runner_of(store, model, poster, tools, clock).run(request))
-    clock.advance(SETTINGS.lease_s + 1)
+        asyncio.run(fake_turn_runner(store, model, poster, clock, tools).run(request))
+    clock.advance(FAST_SETTINGS.lease_s + 1)
     # The SDK resumes during attempt 2 (after the old request was told to): it listens from then on.
     finish_turn = MemoryRepository.finish_turn
 
@@ -66,7 +60,7 @@ def worker_frames(monkeypatch: pytest.MonkeyPatch) -> Played:
         finish_turn(self, owner, turn_id, *args, **kwargs)
 
     monkeypatch.setattr(MemoryRepository, "finish_turn", resumed_before_the_end)
-    report = asyncio.run(runner_of(store, model, poster, tools, clock).run(request))
+    report = asyncio.run(fake_turn_runner(store, model, poster, clock, tools).run(request))
     assert report.status is TurnStatus.COMPLETED
     with store.unit_of_work() as repo:
         stored_text = repo.find_turn(OWNER, request.turn_id).assistant_text
