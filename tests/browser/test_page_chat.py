@@ -92,6 +92,7 @@ def test_stop_ends_the_answer_with_the_text_so_far(open_page: Any, output_dir: P
     chat.page.get_by_test_id("stop").click()
 
     assert answer.get_by_test_id("ending").inner_text() == "Stopped"
+    assert chat.page.get_by_test_id("announcer").inner_text() == "The answer was stopped."
     shown = words(chat.answer_text(answer))
     assert 3 <= len(shown) < 400
     chat.screenshot(output_dir, "stopped")

@@ -57,9 +57,12 @@ export function Shell({ config, token, onSignOut }: { config: PageConfig; token:
   const registry = useMemo(
     () =>
       new ChatRegistry(connection, {
-        onAnswerEnded: (_chatId: string, message: CourierMessage | undefined) => {
+        onAnswerEnded: (_chatId: string, message: CourierMessage | undefined, error?: string) => {
           void refreshConversations();
-          if (message?.role === 'assistant') setAnnouncement(`Courier answered: ${textOf(message).slice(0, 300)}`);
+          if (error) setAnnouncement(`The answer failed: ${error}`);
+          else if (message?.metadata?.status === 'cancelled') setAnnouncement('The answer was stopped.');
+          else if (message?.metadata?.status === 'interrupted') setAnnouncement('The answer was interrupted.');
+          else if (message?.role === 'assistant') setAnnouncement(`Courier answered: ${textOf(message).slice(0, 300)}`);
         },
         onRefused: (refusedChatId: string, refusal: Refusal) => {
           setDrafts((all) => ({ ...all, [refusedChatId]: refusal.text }));

@@ -14,8 +14,8 @@ export interface Refusal {
 }
 
 export interface ChatEvents {
-  /** An answer ended (any way): refresh the conversation list, announce it. */
-  onAnswerEnded(chatId: string, message: CourierMessage | undefined): void;
+  /** An answer ended (any way; `error` when it failed): refresh the conversation list, announce it. */
+  onAnswerEnded(chatId: string, message: CourierMessage | undefined, error?: string): void;
   onRefused(chatId: string, refusal: Refusal): void;
   /** Start metadata named the chat's conversation (a new chat's id is not its conversation id). */
   onConversation(chatId: string, conversationId: string): void;
@@ -193,18 +193,18 @@ export class ChatRegistry {
     const chat: Chat<CourierMessage> = new Chat<CourierMessage>({
       id: chatId,
       transport: this.transport,
-      onFinish: ({ message, isAbort }) => {
+      onFinish: ({ message, isAbort, isError }) => {
         // Stopped here: Courier stores the turn cancelled; the page says so without waiting for it.
         if (isAbort) {
-          const stopped = { ...message, metadata: { ...message.metadata, status: 'cancelled' } };
-          chat.messages = chat.messages.map((each) => (each.id === message.id ? stopped : each));
+          message = { ...message, metadata: { ...message.metadata, status: 'cancelled' } };
+          chat.messages = chat.messages.map((each) => (each.id === message.id ? message : each));
         }
         const conversationId = message.metadata?.conversationId;
         if (conversationId && conversationId !== chatId) {
           this.alias(conversationId, chatId);
           this.events.onConversation(chatId, conversationId);
         }
-        this.events.onAnswerEnded(chatId, message);
+        if (!isError) this.events.onAnswerEnded(chatId, message); // a failure: `failed` says it
       },
       onError: (error) => this.failed(chatId, error),
     });
@@ -229,6 +229,6 @@ export class ChatRegistry {
       this.events.onRefused(chatId, { text: textOf(last), reason: error.message });
       return;
     }
-    this.events.onAnswerEnded(chatId, last);
+    this.events.onAnswerEnded(chatId, last, error.message);
   }
 }
