@@ -152,6 +152,9 @@ def test_a_silent_network_shows_the_banner_then_the_same_answer_whole(
     assert "Connection lost" in banner.inner_text()
     assert pill.inner_text() == "reconnecting…"
     assert chat.page.get_by_test_id("ending").count() == 0  # the answer is not called failed
+    # ...nor finished: it says the rest follows, and shows no figures yet.
+    chat.page.get_by_test_id("resuming").wait_for()
+    assert chat.answers().first.get_by_test_id("figures").count() == 0
     chat.screenshot(output_dir, f"silent-network-{count}-reconnecting")
 
     proxy.restore()
@@ -160,6 +163,7 @@ def test_a_silent_network_shows_the_banner_then_the_same_answer_whole(
     answer = chat.answers().first
     answer.get_by_test_id("figures").filter(has_text=re.compile(r"\d+ tokens")).wait_for(timeout=60_000)
     chat.screenshot(output_dir, f"silent-network-{count}-resumed")
+    assert chat.page.get_by_test_id("resuming").count() == 0
 
     shown = chat.answer_text(answer)
     assert len(shown.split()) == count

@@ -81,7 +81,7 @@ export function Conversation({ entry, draft, setDraft, refusal, online, maxMessa
             <Message
               key={message.id}
               message={message}
-              streaming={busy && index === messages.length - 1 && message.role === 'assistant'}
+              streaming={(busy || entry.resumePending) && index === messages.length - 1 && message.role === 'assistant'}
               isLast={message.role === 'user' ? index >= messages.length - 2 : index === messages.length - 1}
               error={index === messages.length - 1 && !entry.resumePending ? error?.message : undefined}
               canAct={!busy && online}
@@ -94,6 +94,11 @@ export function Conversation({ entry, draft, setDraft, refusal, online, maxMessa
             />
           ))}
           {status === 'submitted' && last?.role === 'user' && <Queued since={sentAt} />}
+          {entry.resumePending && (
+            <p className="muted working" data-testid="resuming">
+              The rest of the answer follows once the connection is back…
+            </p>
+          )}
         </StickToBottom.Content>
         <JumpToLatest />
       </StickToBottom>

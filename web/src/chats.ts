@@ -112,6 +112,7 @@ export class ChatRegistry {
     for (const entry of new Set(this.entries.values())) {
       if (entry.chat.status === 'submitted' || entry.chat.status === 'streaming') entry.resumePending = true;
     }
+    this.changed();
     this.transport.close();
   }
 
@@ -165,6 +166,7 @@ export class ChatRegistry {
 
   private async resume(entry: ChatEntry): Promise<void> {
     entry.resumePending = false;
+    this.changed();
     entry.chat.clearError();
     await entry.chat.resumeStream();
     // Nothing to resume: the answer ended while the page was away, or the message never arrived.
@@ -217,6 +219,7 @@ export class ChatRegistry {
     const chat = entry.chat;
     if (NETWORK_ERROR.test(error.message) || error.message.includes(RETRY_NOTICE)) {
       entry.resumePending = true;
+      this.changed();
       if (this.connection.link === 'online') void this.resume(entry);
       return;
     }

@@ -1,0 +1,1 @@
+export{i as Mermaid}from"./index-B4VgQhyn.js";
