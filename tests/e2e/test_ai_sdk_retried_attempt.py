@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from fakes import MemoryChatStore, MemoryRepository, RecordingPoster
 from support import FakeClock
-from unit.worker.test_durable_attempts import OWNER, WorkerDied, dying_tool_turn, queued_turn
-from unit.worker.turn_runner import FAST_SETTINGS, fake_turn_runner
+from unit.worker.test_durable_attempts import WorkerDied, dying_tool_turn
+from unit.worker.turn_runner import FAST_SETTINGS, OWNER, fake_turn_runner, queued_turn
 from websockets.sync.server import ServerConnection, serve
 
 from courier_shared.protocol import TurnStatus

@@ -8,47 +8,22 @@ one answer), and asks the model only for what is left: the tool never runs twice
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from fakes import MemoryChatStore, RecordingPoster
 from strands import tool
 from support import FakeClock
 from worker.scripted_model import ScriptedModel
 
-from courier_shared.db.store import Owner
 from courier_shared.protocol import TurnStatus
-from courier_shared.queue import TurnRequest
 from courier_worker.failures import FAILURES
 from courier_worker.tools import CourierTool, ToolRegistry
-from unit.worker.turn_runner import FAST_SETTINGS, fake_turn_runner
+from unit.worker.turn_runner import FAST_SETTINGS, LISTENER, OWNER, fake_turn_runner, queued_turn
 
 pytestmark = pytest.mark.anyio
-OWNER = Owner("acme", "user-1")
-LISTENER = "conn-1="
 
 
 class WorkerDied(BaseException):
     """The process died mid-answer (a Lambda timeout, kill -9): nothing after it runs."""
-
-
-def queued_turn(
-    store: MemoryChatStore,
-    clock: FakeClock,
-    text: str,
-    listener: str = LISTENER,
-    request_id: str | None = None,
-) -> TurnRequest:
-    with store.unit_of_work() as repo:
-        turn, _ = repo.create_turn(OWNER, None, uuid.uuid4(), text, listener, clock(), request_id=request_id)
-    return TurnRequest(
-        turn_id=turn.id,
-        conversation_id=turn.conversation_id,
-        tenant_id=OWNER.tenant_id,
-        user_id=OWNER.user_id,
-        origin_connection_id=listener,
-        callback_url="https://abc123.execute-api.us-east-1.amazonaws.com/prod",
-    )
 
 
 def dying_tool_turn() -> tuple[ToolRegistry, ScriptedModel, list[str]]:

@@ -16,7 +16,8 @@ from fakes import MemoryRepository
 from worker.scripted_model import ScriptedModel
 
 from courier_shared.protocol import TurnStatus
-from unit.worker.test_parts import LISTENER, prepare
+from unit.worker.test_parts import prepare
+from unit.worker.turn_runner import LISTENER
 
 pytestmark = pytest.mark.anyio
 LATE = "conn-late="

@@ -5,7 +5,6 @@ poster and a scripted model. No database, no network, no Bedrock.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
@@ -13,32 +12,19 @@ from fakes import MemoryChatStore, RecordingPoster
 from support import FakeClock
 from worker.scripted_model import ScriptedModel
 
-from courier_shared.db.store import Owner
 from courier_shared.protocol import TurnStatus
-from courier_shared.queue import TurnRequest
 from courier_worker.accounting import UsageMeter
 from courier_worker.parts import CRASHED_TOOL_TEXT, PartWriter
 from courier_worker.tools import ToolRegistry, default_tools
-from unit.worker.turn_runner import fake_turn_runner
+from unit.worker.turn_runner import LISTENER, OWNER, fake_turn_runner, queued_turn
 
 pytestmark = pytest.mark.anyio
-OWNER = Owner("acme", "user-1")
-LISTENER = "conn-1="
 
 
 def prepare(model: ScriptedModel, *, tools: ToolRegistry | None = None) -> tuple[Any, ...]:
     """A queued turn in the in-memory store, and the runner to run it."""
     store, poster, clock = MemoryChatStore(), RecordingPoster(), FakeClock()
-    with store.unit_of_work() as repo:
-        turn, _ = repo.create_turn(OWNER, None, uuid.uuid4(), "What time is it?", LISTENER, clock())
-        request = TurnRequest(
-            turn_id=turn.id,
-            conversation_id=turn.conversation_id,
-            tenant_id=OWNER.tenant_id,
-            user_id=OWNER.user_id,
-            origin_connection_id=LISTENER,
-            callback_url="https://abc123.execute-api.us-east-1.amazonaws.com/prod",
-        )
+    request = queued_turn(store, clock, "What time is it?")
     runner = fake_turn_runner(store, model, poster, clock, tools or default_tools())
     return request, runner, store, poster
 

@@ -11,7 +11,8 @@ import pytest
 from worker.scripted_model import ScriptedModel
 
 from courier_shared.protocol import TurnStatus
-from unit.worker.test_parts import LISTENER, OWNER, prepare
+from unit.worker.test_parts import prepare
+from unit.worker.turn_runner import LISTENER, OWNER
 
 pytestmark = pytest.mark.anyio
 

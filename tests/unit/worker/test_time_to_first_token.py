@@ -8,7 +8,6 @@ when the test (or the model, as it "thinks") moves it, so the figure is exact.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -18,15 +17,11 @@ from strands import tool
 from support import FakeClock
 from worker.scripted_model import ScriptedModel
 
-from courier_shared.db.store import Owner
 from courier_shared.protocol import TurnStatus
-from courier_shared.queue import TurnRequest
 from courier_worker.tools import CourierTool, ToolInputError, ToolRegistry
-from unit.worker.turn_runner import fake_turn_runner
+from unit.worker.turn_runner import LISTENER, OWNER, fake_turn_runner, queued_turn
 
 pytestmark = pytest.mark.anyio
-OWNER = Owner("acme", "user-1")
-LISTENER = "conn-1="
 
 
 class ThinkingModel(ScriptedModel):
@@ -41,19 +36,6 @@ class ThinkingModel(ScriptedModel):
         self.clock.advance(self.think_s)
         async for event in super().stream(*args, **kwargs):
             yield event
-
-
-def queued_turn(store: MemoryChatStore, clock: FakeClock, text: str = "Hi") -> TurnRequest:
-    with store.unit_of_work() as repo:
-        turn, _ = repo.create_turn(OWNER, None, uuid.uuid4(), text, LISTENER, clock())
-    return TurnRequest(
-        turn_id=turn.id,
-        conversation_id=turn.conversation_id,
-        tenant_id=OWNER.tenant_id,
-        user_id=OWNER.user_id,
-        origin_connection_id=LISTENER,
-        callback_url="https://abc123.execute-api.us-east-1.amazonaws.com/prod",
-    )
 
 
 def parts(poster: RecordingPoster) -> list[dict[str, Any]]:
