@@ -17,14 +17,13 @@ from courier_local.offline_model import OfflineModel
 from courier_local.stack import offline_answers
 from courier_shared.protocol import TurnStatus
 from courier_worker.adapters import ApiGatewayConnections
-from courier_worker.bedrock import AbortableBedrockModel
 from courier_worker.composition import build_worker
 
 from .stack import REGION, Client, WorkerStack, chunks, text_of, worker_settings
+from .test_worker_bedrock import bedrock_worker
 
 pytestmark = pytest.mark.postgres
 THINKING = {"thinking": {"type": "enabled", "budget_tokens": 1024}}
-MODEL_ID = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 
 
 def parts_of(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -74,19 +73,9 @@ def test_a_thinking_budget_makes_bedrock_think_and_the_reasoning_survives_a_tool
     stack: WorkerStack, postgres_url: str, worker_engine: Engine
 ) -> None:
     with LocalBedrock(offline_answers(0)) as bedrock:
-        worker = build_worker(
-            worker_settings(
-                postgres_url,
-                MODEL_ID=MODEL_ID,
-                BEDROCK_REGION="us-east-1",
-                BEDROCK_ENDPOINT_URL=bedrock.endpoint_url,
-                THINKING_BUDGET_TOKENS=1024,
-                MAX_OUTPUT_TOKENS=3072,
-            ),
-            connections=ApiGatewayConnections(region_name=REGION),
-            engine=worker_engine,
+        worker = bedrock_worker(
+            postgres_url, worker_engine, bedrock, THINKING_BUDGET_TOKENS=1024, MAX_OUTPUT_TOKENS=3072
         )
-        assert isinstance(worker.runner.model, AbortableBedrockModel)
         stack.start_worker(worker)
         with stack.client() as client:
             request = stack.submit("What is the time in Europe/Paris?", client.connection_id)
