@@ -125,6 +125,13 @@ def proxy(browser_stack: DevStack) -> Iterator[SilentNetworkProxy]:
     proxy.stop()
 
 
+def page_through(proxy: SilentNetworkProxy, stack: DevStack, open_page: Any, user: str) -> ChatPage:
+    """The page from the stack, signed in, its WebSockets through the proxy (config.ts honours ?ws=)."""
+    base_url = f"http://127.0.0.1:{stack.port}/?ws=ws://127.0.0.1:{proxy.port}/"
+    chat: ChatPage = open_page(DESKTOP, base_url=base_url).sign_in(user)
+    return chat
+
+
 @pytest.mark.parametrize(
     "count",
     [
@@ -135,9 +142,7 @@ def proxy(browser_stack: DevStack) -> Iterator[SilentNetworkProxy]:
 def test_a_silent_network_shows_the_banner_then_the_same_answer_whole(
     open_page: Any, browser_stack: DevStack, proxy: SilentNetworkProxy, output_dir: Path, count: int
 ) -> None:
-    # The page from the stack, its WebSockets through the proxy.
-    base_url = f"http://127.0.0.1:{browser_stack.port}/?ws=ws://127.0.0.1:{proxy.port}/"
-    chat: ChatPage = open_page(DESKTOP, base_url=base_url).sign_in(f"page-silent-network-{count}")
+    chat = page_through(proxy, browser_stack, open_page, f"page-silent-network-{count}")
     pill = chat.page.get_by_test_id("connection")
     banner = chat.page.get_by_test_id("banner")
 
@@ -181,8 +186,7 @@ def test_a_silent_network_shows_the_banner_then_the_same_answer_whole(
 def test_a_message_lost_with_the_connection_comes_back_to_the_box(
     open_page: Any, browser_stack: DevStack, proxy: SilentNetworkProxy, output_dir: Path
 ) -> None:
-    base_url = f"http://127.0.0.1:{browser_stack.port}/?ws=ws://127.0.0.1:{proxy.port}/"
-    chat: ChatPage = open_page(DESKTOP, base_url=base_url).sign_in("page-lost-message")
+    chat = page_through(proxy, browser_stack, open_page, "page-lost-message")
     chat.send("the first question")
     assert chat.answer_text(chat.wait_answers_finished(1)) == "You said: the first question"
 
@@ -212,8 +216,7 @@ def test_a_message_lost_with_the_connection_comes_back_to_the_box(
 def test_the_first_message_of_a_new_chat_lost_with_the_connection_comes_back_to_the_box(
     open_page: Any, browser_stack: DevStack, proxy: SilentNetworkProxy, output_dir: Path
 ) -> None:
-    base_url = f"http://127.0.0.1:{browser_stack.port}/?ws=ws://127.0.0.1:{proxy.port}/"
-    chat: ChatPage = open_page(DESKTOP, base_url=base_url).sign_in("page-lost-first-message")
+    chat = page_through(proxy, browser_stack, open_page, "page-lost-first-message")
 
     proxy.blackhole()  # before the chat's own socket opens: the message cannot leave the page
     chat.send("a message into the silence")
