@@ -1,7 +1,7 @@
 // The selected conversation: its messages (following new text only while the reader is at the
 // bottom, with a "jump to latest" control otherwise), a visible queued state, and the message box.
 import { useChat } from '@ai-sdk/react';
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useState } from 'react';
 import { StickToBottom, useStickToBottomContext } from 'use-stick-to-bottom';
 import type { ChatEntry } from './chats';
 import { Composer } from './Composer';
@@ -51,14 +51,10 @@ export function Conversation({ entry, draft, setDraft, refusal, online, maxMessa
   const busy = status === 'submitted' || status === 'streaming';
   const last = messages.at(-1);
   const conversationId = messages.findLast((message) => message.metadata?.conversationId)?.metadata?.conversationId;
-  // Once per conversation id, not per render: the parent's callback is new on every render, and
-  // calling it refreshes the conversation list, which renders the parent again.
-  const onConversationRef = useRef(onConversation);
-  onConversationRef.current = onConversation;
-
+  // As soon as the answer's start names the conversation (the registry tells the page once).
   useEffect(() => {
-    if (conversationId && conversationId !== entry.chat.id) onConversationRef.current(conversationId);
-  }, [conversationId, entry.chat.id]);
+    if (conversationId) onConversation(conversationId);
+  }, [conversationId, onConversation]);
 
   const send = (text: string) => {
     setSentAt(Date.now());

@@ -69,7 +69,13 @@ export function Shell({ config, token, onSignOut }: { config: PageConfig; token:
           setRefusals((all) => ({ ...all, [refusedChatId]: refusal.reason }));
           setAnnouncement(`Not sent: ${refusal.reason}`);
         },
-        onConversation: () => void refreshConversations(),
+        onConversation: (namedChatId: string, conversationId: string) => {
+          if (chatIdRef.current === namedChatId) {
+            history.replaceState(null, '', `#/c/${conversationId}`);
+            setChatId(conversationId);
+          }
+          void refreshConversations();
+        },
       }),
     [connection, refreshConversations],
   );
@@ -231,14 +237,7 @@ export function Shell({ config, token, onSignOut }: { config: PageConfig; token:
           refusal={refusals[entry.chat.id] ?? null}
           online={link === 'online'}
           maxMessageChars={config.maxMessageChars}
-          onConversation={(conversationId) => {
-            registry.alias(conversationId, entry.chat.id);
-            if (chatIdRef.current === entry.chat.id) {
-              history.replaceState(null, '', `#/c/${conversationId}`);
-              setChatId(conversationId);
-            }
-            void refreshConversations();
-          }}
+          onConversation={(conversationId) => registry.named(entry.chat.id, conversationId)}
           onSent={(text) => {
             setRefusals((all) => ({ ...all, [entry.chat.id]: null }));
             const chatId = entry.chat.id;

@@ -17,7 +17,7 @@ export interface ChatEvents {
   /** An answer ended (any way; `error` when it failed): refresh the conversation list, announce it. */
   onAnswerEnded(chatId: string, message: CourierMessage | undefined, error?: string): void;
   onRefused(chatId: string, refusal: Refusal): void;
-  /** Start metadata named the chat's conversation (a new chat's id is not its conversation id). */
+  /** Courier named the chat's conversation (a new chat's id is not its conversation id). */
   onConversation(chatId: string, conversationId: string): void;
 }
 
@@ -92,10 +92,13 @@ export class ChatRegistry {
     return entry;
   }
 
-  /** The same Chat under its conversation id too, so the conversation list finds it. */
-  alias(conversationId: string, chatId: string): void {
+  /** Courier named the chat's conversation (an answer's metadata, history): the same Chat is found
+   * under that id too, and the page is told once. */
+  named(chatId: string, conversationId: string): void {
     const entry = this.entries.get(chatId);
-    if (entry && !this.entries.has(conversationId)) this.entries.set(conversationId, entry);
+    if (!entry || conversationId === chatId || this.entries.has(conversationId)) return;
+    this.entries.set(conversationId, entry);
+    this.events.onConversation(chatId, conversationId);
   }
 
   chats(): Chat<CourierMessage>[] {
@@ -147,11 +150,7 @@ export class ChatRegistry {
       }
       return undefined;
     }
-    const conversationId = frame.conversationId as string;
-    if (conversationId !== entry.chat.id) {
-      this.alias(conversationId, entry.chat.id);
-      this.events.onConversation(entry.chat.id, conversationId);
-    }
+    this.named(entry.chat.id, frame.conversationId as string);
     const turns = frame.turns as HistoryTurn[];
     const last = turns.at(-1);
     const live = !earlier && last !== undefined && UNFINISHED.has(last.status);
@@ -201,11 +200,7 @@ export class ChatRegistry {
           message = { ...message, metadata: { ...message.metadata, status: 'cancelled' } };
           chat.messages = chat.messages.map((each) => (each.id === message.id ? message : each));
         }
-        const conversationId = message.metadata?.conversationId;
-        if (conversationId && conversationId !== chatId) {
-          this.alias(conversationId, chatId);
-          this.events.onConversation(chatId, conversationId);
-        }
+        if (message.metadata?.conversationId) this.named(chatId, message.metadata.conversationId);
         if (!isError) this.events.onAnswerEnded(chatId, message); // a failure: `failed` says it
       },
       onError: (error) => this.failed(chatId, error),

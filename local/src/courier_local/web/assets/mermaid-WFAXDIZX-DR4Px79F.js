@@ -1,0 +1,1 @@
+export{i as Mermaid}from"./index-2uXP8O7-.js";
