@@ -18,6 +18,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from courier_infra import mocks
 from courier_infra import stack as stack_module
+from courier_local.commands.page import StackOutputs, page_config
 
 
 def exported(
@@ -62,3 +63,24 @@ def test_an_external_issuer_exports_no_user_pool(artifacts: Any, monkeypatch: py
     assert "userPoolClientId" not in outputs
     assert outputs["jwtIssuer"] == "https://idp.example.com/"
     assert outputs["jwtAudience"] == "courier"
+
+
+def test_courier_page_reads_what_the_stack_exports(artifacts: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `make page` feeds these outputs to `courier page`: the page's limit is the deployed gateway's.
+    outputs, monitor = exported(
+        "dev", config_for("dev", **{"courier:maxMessageChars": "4000"}), artifacts, monkeypatch
+    )
+
+    (gateway,) = [
+        d
+        for d in monitor.declared.values()
+        if d.type == "aws:lambda/function:Function" and d.name == "gateway"
+    ]
+    config = page_config(StackOutputs.model_validate(json.loads(json.dumps(outputs))))
+    assert config["wsUrl"] == outputs["websocketUrl"]
+    assert (
+        config["maxMessageChars"]
+        == int(gateway.inputs["environment"]["variables"]["MAX_MESSAGE_CHARS"])
+        == 4000
+    )
+    assert config["cognito"] == {"region": "eu-west-1", "clientId": outputs["userPoolClientId"]}

@@ -26,6 +26,7 @@ export interface ChatEvents {
 const NETWORK_ERROR = /^WebSocket chat (network connection|transport was closed)/;
 const RETRY_NOTICE = 'resume the chat to follow it';
 const HISTORY_PAGE = 50;
+const HISTORY_RETRY_MS = 3000;
 
 type TransportOptions = NonNullable<ConstructorParameters<typeof WebSocketChatTransport<CourierMessage>>[0]>;
 
@@ -148,6 +149,9 @@ export class ChatRegistry {
         this.changed();
         return null;
       }
+      // Courier could not answer (its database blipped, it was busy): ask again shortly, so the
+      // chat never stays "Loading…" while the page is online. Offline, `online()` asks again.
+      if (!entry.loaded && !earlier) setTimeout(() => void this.loadHistory(chatId), HISTORY_RETRY_MS);
       return undefined;
     }
     this.named(entry.chat.id, frame.conversationId as string);

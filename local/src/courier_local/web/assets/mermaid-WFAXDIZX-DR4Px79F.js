@@ -1,1 +1,0 @@
-export{i as Mermaid}from"./index-2uXP8O7-.js";
