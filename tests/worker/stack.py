@@ -92,9 +92,15 @@ class WorkerStack:
         self.owner = owner
         self.sqs = local.moto.client("sqs")
         self.callback_url = local.info.callback_url
-        # The worker's queue: the one the declared mapping to the worker polls, and its DLQ.
-        mapping = next(m for m in self.deployment.event_source_mappings if m.function == "worker")
-        queue = self.deployment.queue_by_arn(mapping.queue_arn)
+        # The worker's turn queue: of the queues the declared mappings to the worker poll, the one that
+        # redrives to a DLQ (the worker polls the DLQ too, to end dead-lettered turns; the program's
+        # declaration order is not the mappings' order).
+        polled = [
+            self.deployment.queue_by_arn(m.queue_arn)
+            for m in self.deployment.event_source_mappings
+            if m.function == "worker"
+        ]
+        (queue,) = [q for q in polled if q.dead_letter_target_arn is not None]
         assert queue.dead_letter_target_arn is not None
         self.turn_queue = queue
         self.queues = QueueUrls(
